@@ -1,0 +1,166 @@
+// The hub's local API (issue 2 §7): the same paths and shapes as the cloud, so an app switches base URL.
+import express, { type Request, type Response, type NextFunction } from "express";
+import swaggerUi from "swagger-ui-express";
+import type { Logger } from "../../shared/logger.js";
+import type { Clock } from "../../shared/clock.js";
+import { RegisterRequest, LoginRequest, RefreshRequest } from "../../shared/schemas/auth.js";
+import { CreateDeviceRequest, UpdateDeviceRequest, CommandRequest } from "../../shared/schemas/devices.js";
+import { DEVICE_ID_PATTERN } from "../../shared/schemas/common.js";
+import { TelemetryQuery } from "../../shared/schemas/telemetry.js";
+import { ForbiddenError, NotFoundError, UnauthorizedError } from "../../shared/problem.js";
+import type { AccountService } from "../accounts/account-service.js";
+import type { AccessClaims } from "../accounts/token-service.js";
+import type { DeviceService } from "../devices/device-service.js";
+import type { CommandService } from "../devices/command-service.js";
+import type { TelemetryQueries } from "../telemetry/telemetry-query.js";
+import type { HubMetrics } from "../metrics.js";
+import type { HealthResponse } from "../../shared/schemas/health.js";
+import { jsonBody, notFound, problemHandler, validate } from "./http.js";
+import { buildOpenApi } from "./openapi.js";
+
+export interface HubApiDeps {
+  accounts: AccountService;
+  devices: DeviceService;
+  commands: CommandService;
+  telemetry: TelemetryQueries;
+  metrics: HubMetrics;
+  health: () => Promise<HealthResponse>;
+  log: Logger;
+  clock: Clock;
+}
+
+type Locals = { user: AccessClaims };
+
+function bearer(req: Request): string | null {
+  const h = req.headers.authorization;
+  if (!h) return null;
+  const m = /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(h);
+  if (!m) throw new UnauthorizedError("use 'Authorization: Bearer <access_token>'");
+  return m[1]!;
+}
+
+/** Builds the express app without listening (STYLE.md: build in one function, listen in another). */
+export function buildHubApi(d: HubApiDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("trust proxy", false);
+  app.use((req, res, next) => {
+    res.on("finish", () => d.metrics.httpRequests.inc({ status: `${Math.floor(res.statusCode / 100)}xx` }));
+    next();
+  });
+
+  const auth = async (req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
+    const token = bearer(req);
+    if (!token) throw new UnauthorizedError();
+    res.locals.user = await d.accounts.authenticate(token);
+    next();
+  };
+  const ownerOnly = (_req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
+    if (res.locals.user.role !== "owner") throw new ForbiddenError("only the hub's owner can do this");
+    next();
+  };
+  /** Invalid ids answer exactly like unknown ones (A10). */
+  const deviceId = (req: Request): string => {
+    const id = String(req.params.id);
+    if (!DEVICE_ID_PATTERN.test(id)) throw new NotFoundError(`no device '${id.slice(0, 64)}'`);
+    return id;
+  };
+  const body = jsonBody();
+
+  // --- accounts ---
+  app.post("/auth/register", ...body, async (req, res) => {
+    const input = validate(RegisterRequest, req.body);
+    const token = bearer(req);
+    const actor = token ? await d.accounts.authenticate(token) : null;
+    res.status(201).json(await d.accounts.register(input, actor));
+  });
+  app.post("/auth/login", ...body, async (req, res) => {
+    res.json(await d.accounts.login(validate(LoginRequest, req.body), req.socket.remoteAddress ?? "?"));
+  });
+  app.post("/auth/refresh", ...body, async (req, res) => {
+    res.json(await d.accounts.refresh(validate(RefreshRequest, req.body).refresh_token));
+  });
+  app.post("/auth/logout", ...body, (req, res) => {
+    d.accounts.logout(validate(RefreshRequest, req.body).refresh_token);
+    res.status(204).end();
+  });
+  app.get("/users/me", auth, (_req, res: Response<unknown, Locals>) => {
+    res.json(d.accounts.getUser(res.locals.user.userId));
+  });
+
+  // --- devices ---
+  app.get("/devices", auth, (_req, res) => {
+    res.json(d.devices.list());
+  });
+  app.post("/devices", auth, ownerOnly, ...body, async (req, res) => {
+    const created = await d.devices.pair(validate(CreateDeviceRequest, req.body));
+    res.status(201).location(`/devices/${created.device_id}`).json(created);
+  });
+  app.get("/devices/:id", auth, (req, res) => {
+    res.json(d.devices.get(deviceId(req)));
+  });
+  app.patch("/devices/:id", auth, ownerOnly, ...body, (req, res) => {
+    const id = deviceId(req);
+    res.json(d.devices.rename(id, validate(UpdateDeviceRequest, req.body).name));
+  });
+  app.delete("/devices/:id", auth, ownerOnly, (req, res) => {
+    d.devices.remove(deviceId(req));
+    res.status(204).end();
+  });
+  app.post("/devices/:id/command", auth, ...body, async (req, res) => {
+    const id = deviceId(req);
+    d.devices.state(id);
+    const input = validate(CommandRequest, req.body);
+    const result = await d.commands.execute(id, input.command, { commandId: input.command_id, timeoutMs: input.timeout_ms });
+    // The seed's fields always; the HTTP status tells confirmed (200), offline (409) and unconfirmed (504) apart.
+    res.status(result.status === "confirmed" ? 200 : result.status === "offline" ? 409 : 504).json(result);
+  });
+  app.get("/devices/:id/telemetry", auth, (req, res) => {
+    const st = d.devices.state(deviceId(req));
+    const q = validate(TelemetryQuery, req.query);
+    const end = q.end ? Date.parse(q.end) : d.clock.now();
+    const start = q.start ? Date.parse(q.start) : end - 24 * 3600_000;
+    const data = d.telemetry.query(st.idx, start, end, q.interval, q.fields);
+    res.json({
+      device_id: st.deviceId,
+      start: new Date(start).toISOString(),
+      end: new Date(end).toISOString(),
+      interval: q.interval,
+      fields: q.fields,
+      data,
+      total_points: data.length,
+    });
+  });
+  app.get("/devices/:id/telemetry/latest", auth, (req, res) => {
+    const st = d.devices.state(deviceId(req));
+    if (!st.latest) throw new NotFoundError(`device '${st.deviceId}' has not reported a reading yet`);
+    const r = st.latest;
+    res.json({
+      device_id: st.deviceId,
+      timestamp: new Date(r.ts).toISOString(),
+      voltage: r.voltage,
+      current: r.current,
+      power: r.power,
+      energy_wh: Math.round(st.energy.energyWh * 1000) / 1000,
+      relay_state: st.relayOn ?? r.relayOn,
+    });
+  });
+
+  // --- operations ---
+  app.get("/health", async (_req, res) => {
+    const h = await d.health();
+    res.status(h.status === "unhealthy" ? 503 : 200).json(h);
+  });
+  app.get("/metrics", async (_req, res) => {
+    res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
+  const openapi = buildOpenApi();
+  app.get("/openapi.json", (_req, res) => {
+    res.json(openapi);
+  });
+  app.use("/docs", swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: "Smart Plug Hub API" }));
+
+  app.use(notFound);
+  app.use(problemHandler(d.log));
+  return app;
+}

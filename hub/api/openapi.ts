@@ -1,0 +1,85 @@
+// The OpenAPI document, generated from the same zod schemas that validate requests (issue 2 §7).
+import { createDocument } from "zod-openapi";
+import { z } from "zod";
+import { RegisterRequest, LoginRequest, RefreshRequest, TokenResponse, User } from "../../shared/schemas/auth.js";
+import { CreateDeviceRequest, UpdateDeviceRequest, CommandRequest, CommandResponse, Device, CreatedDevice } from "../../shared/schemas/devices.js";
+import { TelemetryQuery, TelemetryResponse, LatestTelemetry } from "../../shared/schemas/telemetry.js";
+import { HealthResponse } from "../../shared/schemas/health.js";
+import { Problem } from "../../shared/schemas/common.js";
+
+const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: Problem } } });
+const body = <S extends z.ZodType>(schema: S) => ({ required: true, content: { "application/json": { schema } } });
+const idParam = { path: z.object({ id: z.string().meta({ description: "device id" }) }) };
+const secured = [{ bearer: [] }];
+const errors = {
+  "400": problem("invalid request"),
+  "401": problem("missing or invalid access token"),
+  "404": problem("no such device (also for devices you may not see)"),
+};
+
+export function buildOpenApi() {
+  return createDocument({
+    openapi: "3.1.0",
+    info: { title: "Smart Plug Hub — local API", version: "0.1.0", description: "Same paths and shapes as the cloud API. Errors are RFC 9457 problem+json." },
+    components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
+    paths: {
+      "/auth/register": {
+        post: {
+          summary: "Create a user: the first one becomes the owner; later ones need the owner's token",
+          requestBody: body(RegisterRequest),
+          responses: { "201": json(User, "created"), "400": errors["400"], "401": errors["401"], "403": problem("not the owner"), "409": problem("email taken") },
+        },
+      },
+      "/auth/login": {
+        post: { summary: "Sign in", requestBody: body(LoginRequest), responses: { "200": json(TokenResponse, "tokens"), "401": errors["401"], "429": problem("too many failures") } },
+      },
+      "/auth/refresh": {
+        post: { summary: "Rotate a refresh token", requestBody: body(RefreshRequest), responses: { "200": json(TokenResponse, "new tokens"), "401": errors["401"] } },
+      },
+      "/auth/logout": { post: { summary: "Revoke a sign-in", requestBody: body(RefreshRequest), responses: { "204": { description: "revoked" } } } },
+      "/users/me": { get: { security: secured, summary: "The signed-in user", responses: { "200": json(User, "user"), "401": errors["401"] } } },
+      "/devices": {
+        get: { security: secured, summary: "List devices", responses: { "200": json(z.array(Device), "devices"), "401": errors["401"] } },
+        post: {
+          security: secured,
+          summary: "Pair a plug; the response says what to type into the plug",
+          requestBody: body(CreateDeviceRequest),
+          responses: { "201": json(CreatedDevice, "paired"), "400": errors["400"], "401": errors["401"], "409": problem("already paired") },
+        },
+      },
+      "/devices/{id}": {
+        get: { security: secured, requestParams: idParam, responses: { "200": json(Device, "device"), "401": errors["401"], "404": errors["404"] } },
+        patch: { security: secured, requestParams: idParam, requestBody: body(UpdateDeviceRequest), responses: { "200": json(Device, "renamed"), ...errors } },
+        delete: { security: secured, requestParams: idParam, summary: "Unpair: revokes the plug's credentials and drops its session", responses: { "204": { description: "removed" }, ...errors } },
+      },
+      "/devices/{id}/command": {
+        post: {
+          security: secured,
+          requestParams: idParam,
+          summary: "Switch the relay and wait for the plug to confirm",
+          requestBody: body(CommandRequest),
+          responses: {
+            "200": json(CommandResponse, "confirmed by the plug"),
+            "409": json(CommandResponse, "plug offline (status: offline); nothing was sent"),
+            "504": json(CommandResponse, "sent, not confirmed in time (status: timeout)"),
+            ...errors,
+          },
+        },
+      },
+      "/devices/{id}/telemetry": {
+        get: {
+          security: secured,
+          requestParams: { ...idParam, query: TelemetryQuery },
+          summary: "Aggregated history (at most 10,000 points)",
+          responses: { "200": json(TelemetryResponse, "history"), ...errors },
+        },
+      },
+      "/devices/{id}/telemetry/latest": {
+        get: { security: secured, requestParams: idParam, responses: { "200": json(LatestTelemetry, "latest reading"), ...errors } },
+      },
+      "/health": { get: { responses: { "200": json(HealthResponse, "healthy or degraded"), "503": json(HealthResponse, "unhealthy") } } },
+      "/metrics": { get: { summary: "Prometheus metrics", responses: { "200": { description: "text exposition format" } } } },
+    },
+  });
+}

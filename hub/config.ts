@@ -1,0 +1,95 @@
+// Hub configuration: parsed once from the environment, validated, frozen (STYLE.md §4).
+// Every variable here has a row in the README's configuration table and in systemd/hub.env.
+import { z } from "zod";
+import { hostname } from "node:os";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positive = z.coerce.number().int().positive();
+
+export const HubEnv = z.object({
+  HUB_DATA_DIR: z.string().min(1).default("./data/hub"),
+  HUB_HTTP_HOST: z.string().min(1).default("0.0.0.0"),
+  HUB_HTTP_PORT: port.default(8080),
+  HUB_MQTT_HOST: z.string().min(1).default("0.0.0.0"),
+  HUB_MQTT_PORT: port.default(1883),
+  HUB_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  HUB_PUBLIC_HOST: z.string().min(1).default(`${hostname()}.local`),
+  HUB_CORS_ORIGINS: z.string().default(""),
+  HUB_COMMIT_INTERVAL_MS: positive.max(1000).default(50),
+  HUB_COMMAND_TIMEOUT_MS: positive.max(30_000).default(3000),
+  HUB_STATE_FLUSH_MS: positive.default(10_000),
+  HUB_ACCESS_TOKEN_TTL_S: positive.min(60).max(86_400).default(900),
+  HUB_REFRESH_TOKEN_TTL_S: positive.min(7 * 86_400).default(30 * 86_400),
+  HUB_MQTT_MAX_CONNECTIONS: positive.default(1000),
+  HUB_MQTT_CONNECT_RATE: positive.default(50),
+  HUB_MQTT_MSG_RATE: positive.default(20),
+  HUB_MQTT_GLOBAL_MSG_RATE: positive.default(15_000),
+  HUB_MQTT_CONNECT_TIMEOUT_MS: positive.max(60_000).default(10_000),
+  HUB_MQTT_MAX_KEEPALIVE_S: positive.max(65_535).default(3600),
+});
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+export interface HubConfig {
+  dataDir: string;
+  http: { host: string; port: number };
+  mqtt: { host: string; port: number; publicHost: string };
+  logLevel: string;
+  corsOrigins: string[];
+  ingest: { commitIntervalMs: number; maxBatch: number };
+  commandTimeoutMs: number;
+  stateFlushMs: number;
+  /** Power is not integrated across gaps longer than this (PROTOCOLS.md §5). */
+  maxEnergyGapMs: number;
+  tokens: { accessTtlSec: number; refreshTtlSec: number };
+  login: { burst: number; refillSec: number };
+  limits: {
+    maxPacketBytes: number;
+    connectTimeoutMs: number;
+    msgRate: number;
+    msgBurst: number;
+    maxShedPerConnection: number;
+    maxConnections: number;
+    connectsPerIpPerSec: number;
+    connectsPerIpBurst: number;
+    globalMsgRate: number;
+    maxKeepaliveSec: number;
+    maxTopicLevels: number;
+  };
+}
+
+export function loadHubConfig(env: Record<string, string | undefined>): Readonly<HubConfig> {
+  const parsed = HubEnv.safeParse(env);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+  const e = parsed.data;
+  return Object.freeze({
+    dataDir: e.HUB_DATA_DIR,
+    http: { host: e.HUB_HTTP_HOST, port: e.HUB_HTTP_PORT },
+    mqtt: { host: e.HUB_MQTT_HOST, port: e.HUB_MQTT_PORT, publicHost: e.HUB_PUBLIC_HOST },
+    logLevel: e.HUB_LOG_LEVEL,
+    corsOrigins: e.HUB_CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean),
+    ingest: { commitIntervalMs: e.HUB_COMMIT_INTERVAL_MS, maxBatch: 2000 },
+    commandTimeoutMs: e.HUB_COMMAND_TIMEOUT_MS,
+    stateFlushMs: e.HUB_STATE_FLUSH_MS,
+    maxEnergyGapMs: 5 * 60_000,
+    tokens: { accessTtlSec: e.HUB_ACCESS_TOKEN_TTL_S, refreshTtlSec: e.HUB_REFRESH_TOKEN_TTL_S },
+    login: { burst: 5, refillSec: 60 },
+    limits: {
+      maxPacketBytes: 16 * 1024, // RELIABILITY A6/A7
+      connectTimeoutMs: e.HUB_MQTT_CONNECT_TIMEOUT_MS,
+      msgRate: e.HUB_MQTT_MSG_RATE,
+      msgBurst: e.HUB_MQTT_MSG_RATE * 5,
+      maxShedPerConnection: e.HUB_MQTT_MSG_RATE * 10,
+      maxConnections: e.HUB_MQTT_MAX_CONNECTIONS,
+      connectsPerIpPerSec: e.HUB_MQTT_CONNECT_RATE,
+      connectsPerIpBurst: e.HUB_MQTT_CONNECT_RATE * 2,
+      globalMsgRate: e.HUB_MQTT_GLOBAL_MSG_RATE,
+      maxKeepaliveSec: e.HUB_MQTT_MAX_KEEPALIVE_S,
+      maxTopicLevels: 8, // RELIABILITY A7
+    },
+  });
+}

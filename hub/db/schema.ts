@@ -1,0 +1,79 @@
+// Hub database schema (drizzle, SQLite). `readings` is created WITHOUT ROWID and keyed by
+// (ts, device) in the migration SQL: appends then touch only the right edge of one B-tree,
+// which keeps bytes written per reading low on an SD card (issue 2, disk figure).
+import { sqliteTable, text, integer, real, primaryKey, index } from "drizzle-orm/sqlite-core";
+
+export const users = sqliteTable("users", {
+  id: text("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  name: text("name"),
+  passwordHash: text("password_hash").notNull(),
+  role: text("role", { enum: ["owner", "member"] }).notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const refreshTokens = sqliteTable(
+  "refresh_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    userId: text("user_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+    familyId: text("family_id").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    usedAt: integer("used_at"),
+    revokedAt: integer("revoked_at"),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("refresh_tokens_family").on(t.familyId)],
+);
+
+export const devices = sqliteTable("devices", {
+  /** Small integer key used in `readings` (2 bytes instead of a text id per row). */
+  idx: integer("idx").primaryKey({ autoIncrement: true }),
+  deviceId: text("device_id").notNull().unique(),
+  name: text("name").notNull(),
+  family: text("family").notNull(),
+  mqttUser: text("mqtt_user").notNull().unique(),
+  topic: text("topic").notNull(),
+  secretHash: text("secret_hash").notNull(),
+  createdAt: integer("created_at").notNull(),
+  online: integer("online", { mode: "boolean" }).notNull().default(false),
+  firmware: text("firmware"),
+  relayOn: integer("relay_on", { mode: "boolean" }),
+  lastSeen: integer("last_seen"),
+  /** Energy accumulator state, flushed periodically; readings after `stateAsOf` are replayed at start. */
+  energyWh: real("energy_wh").notNull().default(0),
+  counterWh: real("counter_wh"),
+  lastPowerW: real("last_power_w"),
+  lastReadingTs: integer("last_reading_ts"),
+  stateAsOf: integer("state_as_of").notNull().default(0),
+});
+
+/** Raw samples; integer-scaled: power 0.1 W, voltage 0.1 V, current mA, counter mWh. */
+export const readings = sqliteTable(
+  "readings",
+  {
+    ts: integer("ts").notNull(),
+    device: integer("device").notNull(),
+    powerDw: integer("power_dw"),
+    voltageDv: integer("voltage_dv"),
+    currentMa: integer("current_ma"),
+    relay: integer("relay"),
+    counterMwh: integer("counter_mwh"),
+  },
+  (t) => [primaryKey({ columns: [t.ts, t.device] })],
+);
+
+export const commands = sqliteTable("commands", {
+  id: text("id").primaryKey(),
+  deviceId: text("device_id").notNull(),
+  command: text("command").notNull(),
+  status: text("status").notNull(),
+  relayOn: integer("relay_on", { mode: "boolean" }),
+  createdAt: integer("created_at").notNull(),
+  completedAt: integer("completed_at"),
+});
+
+export const meta = sqliteTable("meta", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});

@@ -1,0 +1,116 @@
+// Relay commands (issue 2 §6): each has an id, is stored, sent in the plug's family format and
+// confirmed by the plug's own report of its new state. A repeated id never runs twice.
+import { randomUUID } from "node:crypto";
+import type { HubDb } from "../db/open-db.js";
+import type { HubBus } from "../bus.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { HubMetrics } from "../metrics.js";
+import type { DeviceService } from "./device-service.js";
+import type { CommandName, CommandResponse } from "../../shared/schemas/devices.js";
+import type { OutboundMessage } from "../adapters/types.js";
+
+export interface CommandServiceOptions {
+  /** How long to wait for the plug's confirmation, ms. */
+  confirmTimeoutMs: number;
+}
+
+export type CommandSender = (msgs: OutboundMessage[]) => Promise<void>;
+
+interface Waiter {
+  commandId: string;
+  target: boolean;
+  resolve: (relayOn: boolean) => void;
+}
+
+export class CommandService {
+  private readonly inFlight = new Map<string, Promise<CommandResponse>>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly insert;
+  private readonly finish;
+  private readonly find;
+
+  constructor(
+    private readonly db: HubDb,
+    private readonly devices: DeviceService,
+    private readonly send: CommandSender,
+    private readonly bus: HubBus,
+    private readonly metrics: HubMetrics,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+    private readonly opts: CommandServiceOptions,
+  ) {
+    this.insert = db.sqlite.prepare("INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)");
+    this.finish = db.sqlite.prepare("UPDATE commands SET status = ?, relay_on = ?, completed_at = ? WHERE id = ?");
+    this.find = db.sqlite.prepare("SELECT id, device_id, command, status, relay_on, created_at, completed_at FROM commands WHERE id = ?");
+    bus.on("relayReported", ({ deviceId, relayOn, commandId }) => {
+      const set = this.waiters.get(deviceId);
+      if (!set) return;
+      for (const w of set) {
+        if (w.commandId === commandId || relayOn === w.target) w.resolve(relayOn);
+      }
+    });
+  }
+
+  /** Runs a command once; a known `commandId` returns the stored (or in-flight) result instead. */
+  execute(deviceId: string, command: CommandName, opts: { commandId?: string; timeoutMs?: number } = {}): Promise<CommandResponse> {
+    const st = this.devices.state(deviceId); // 404 before anything is stored
+    const commandId = opts.commandId ?? randomUUID();
+    const running = this.inFlight.get(commandId);
+    if (running) return running;
+    const stored = this.find.get(commandId) as Record<string, unknown> | undefined;
+    if (stored) return Promise.resolve(this.storedResponse(stored, deviceId));
+    const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs).finally(() => this.inFlight.delete(commandId));
+    this.inFlight.set(commandId, p);
+    return p;
+  }
+
+  private storedResponse(row: Record<string, unknown>, deviceId: string): CommandResponse {
+    return {
+      command_id: String(row.id),
+      device_id: String(row.device_id ?? deviceId),
+      command: row.command as CommandName,
+      status: row.status as CommandResponse["status"],
+      relay_state: row.relay_on === null || row.relay_on === undefined ? null : row.relay_on === 1,
+      timestamp: new Date(Number(row.completed_at ?? row.created_at)).toISOString(),
+    };
+  }
+
+  private async run(deviceId: string, command: CommandName, commandId: string, timeoutMs: number): Promise<CommandResponse> {
+    const st = this.devices.state(deviceId);
+    const createdAt = this.clock.now();
+    this.insert.run(commandId, deviceId, command, createdAt);
+    if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn);
+
+    const target = command === "relay_on" ? true : command === "relay_off" ? false : !(st.relayOn ?? false);
+    const adapter = this.devices.adapterFor(st.family);
+    let waiter!: Waiter;
+    let timer: NodeJS.Timeout | undefined;
+    const confirmed = new Promise<boolean | null>((resolve) => {
+      waiter = { commandId, target, resolve };
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
+    let set = this.waiters.get(deviceId);
+    if (!set) this.waiters.set(deviceId, (set = new Set()));
+    set.add(waiter);
+    try {
+      await this.send(adapter.encodeCommand(st, command, commandId, st.relayOn));
+      const relayOn = await confirmed;
+      if (relayOn === null) return this.complete(deviceId, command, commandId, "timeout", st.relayOn);
+      return this.complete(deviceId, command, commandId, "confirmed", relayOn);
+    } finally {
+      clearTimeout(timer);
+      set.delete(waiter);
+      if (set.size === 0) this.waiters.delete(deviceId);
+    }
+  }
+
+  private complete(deviceId: string, command: CommandName, commandId: string, status: CommandResponse["status"], relayOn: boolean | null): CommandResponse {
+    const at = this.clock.now();
+    this.finish.run(status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId);
+    this.metrics.commands.inc({ status });
+    if (status !== "confirmed") this.log.info({ deviceId, commandId, command, status }, "command not confirmed");
+    this.bus.emit("commandCompleted", { deviceId, commandId, command, status, relayOn, at });
+    return { command_id: commandId, device_id: deviceId, command, status, relay_state: relayOn, timestamp: new Date(at).toISOString() };
+  }
+}

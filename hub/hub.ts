@@ -1,0 +1,165 @@
+// Wires the hub's modules together. main.ts (the composition root) reads the environment and calls
+// startHub; tests call it too, on port 0, so they boot the real hub (STYLE.md §1, §7).
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { statSync } from "node:fs";
+import type { ScryptOptions } from "node:crypto";
+import type { Logger } from "../shared/logger.js";
+import { systemClock, type Clock } from "../shared/clock.js";
+import type { HubConfig } from "./config.js";
+import type { HealthResponse } from "../shared/schemas/health.js";
+import { openHubDb, type HubDb } from "./db/open-db.js";
+import { HubBus } from "./bus.js";
+import { createHubMetrics, counterByLabel, type HubMetrics } from "./metrics.js";
+import { createAdapterRegistry } from "./adapters/index.js";
+import type { PlugAdapter } from "./adapters/types.js";
+import { GroupCommitter } from "./ingest/group-committer.js";
+import { createPlugRouter } from "./ingest/plug-router.js";
+import { DeviceService } from "./devices/device-service.js";
+import { CommandService } from "./devices/command-service.js";
+import { TokenService } from "./accounts/token-service.js";
+import { AccountService } from "./accounts/account-service.js";
+import { TelemetryQueries } from "./telemetry/telemetry-query.js";
+import { startBroker, type Broker } from "./broker/broker.js";
+import { buildHubApi } from "./api/app.js";
+import { attachLiveSocket } from "./api/ws.js";
+
+export interface HubOptions {
+  log: Logger;
+  clock?: Clock;
+  adapters?: PlugAdapter[];
+  /** Cheaper hashing for tests; production uses the defaults in devices/secrets.ts. */
+  passwordCost?: ScryptOptions;
+  secretCost?: ScryptOptions;
+  maxPageCount?: number;
+}
+
+export interface Hub {
+  readonly httpPort: number;
+  readonly mqttPort: number;
+  readonly db: HubDb;
+  readonly bus: HubBus;
+  readonly broker: Broker;
+  readonly devices: DeviceService;
+  readonly metrics: HubMetrics;
+  close(): Promise<void>;
+}
+
+const VERSION = "0.1.0";
+
+export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Promise<Hub> {
+  const { log } = o;
+  const clock = o.clock ?? systemClock;
+  const startedAt = clock.now();
+  const metrics = createHubMetrics();
+  const bus = new HubBus();
+  const db = openHubDb(config.dataDir, log, { maxPageCount: o.maxPageCount });
+  const committer = new GroupCommitter(db, { intervalMs: config.ingest.commitIntervalMs, maxBatch: config.ingest.maxBatch }, metrics, log);
+  const adapters = createAdapterRegistry(o.adapters);
+  const devices = new DeviceService(db, committer, adapters, bus, metrics, log, clock, {
+    stateFlushMs: config.stateFlushMs,
+    maxGapMs: config.maxEnergyGapMs,
+    publicHost: config.mqtt.publicHost,
+    mqttPort: config.mqtt.port,
+    secretCost: o.secretCost,
+  });
+  devices.start();
+  const tokens = await TokenService.open(db, { accessTtlSec: config.tokens.accessTtlSec });
+  const accounts = new AccountService(db, tokens, clock, log, {
+    refreshTtlSec: config.tokens.refreshTtlSec,
+    loginBurst: config.login.burst,
+    loginRefillSec: config.login.refillSec,
+    passwordCost: o.passwordCost,
+  });
+
+  const router = createPlugRouter({ adapters, devices, metrics, log, clock });
+  const broker = await startBroker({ host: config.mqtt.host, port: config.mqtt.port, limits: config.limits, hooks: router }, log, metrics);
+  bus.on("deviceRemoved", ({ deviceId }) => broker.disconnect(deviceId));
+
+  const commands = new CommandService(
+    db,
+    devices,
+    async (msgs) => {
+      for (const m of msgs) await broker.publish(m.topic, m.payload, m.qos, m.retain ?? false);
+    },
+    bus,
+    metrics,
+    log,
+    clock,
+    { confirmTimeoutMs: config.commandTimeoutMs },
+  );
+  const telemetry = new TelemetryQueries(db, config.maxEnergyGapMs);
+
+  async function health(): Promise<HealthResponse> {
+    const dbError = committer.lastError;
+    let sizeBytes = 0;
+    for (const suffix of ["", "-wal"]) {
+      try {
+        sizeBytes += statSync(db.path + suffix).size;
+      } catch {
+        /* no WAL yet */
+      }
+    }
+    const dropped = await counterByLabel(metrics.dropped, "reason");
+    const shed = await counterByLabel(metrics.shed, "reason");
+    const refused = await counterByLabel(metrics.refused, "reason");
+    const all = devices.list();
+    const components: HealthResponse["components"] = {
+      database: {
+        status: dbError ? "unhealthy" : db.integrityAfterCrash && db.integrityAfterCrash !== "ok" ? "degraded" : "healthy",
+        size_bytes: sizeBytes,
+        last_error: dbError?.message ?? null,
+        integrity_after_unclean_shutdown: db.integrityAfterCrash,
+      },
+      mqtt: { status: "healthy", port: broker.port, clients: (await metrics.mqttClients.get()).values[0]?.value ?? 0, refused },
+      ingest: { status: dbError ? "unhealthy" : "healthy", pending: committer.pending, dropped, shed },
+      devices: { status: "healthy", paired: all.length, online: all.filter((d) => d.status === "online").length },
+    };
+    const statuses = Object.values(components).map((c) => c.status);
+    return {
+      status: statuses.includes("unhealthy") ? "unhealthy" : statuses.includes("degraded") ? "degraded" : "healthy",
+      timestamp: new Date(clock.now()).toISOString(),
+      version: VERSION,
+      uptime_s: Math.round((clock.now() - startedAt) / 1000),
+      components,
+    };
+  }
+
+  const app = buildHubApi({ accounts, devices, commands, telemetry, metrics, health, log, clock });
+  const server: Server = createServer(app);
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  const live = attachLiveSocket(server, { accounts, devices, bus, metrics, log, allowedOrigins: config.corsOrigins });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const httpPort = (server.address() as AddressInfo).port;
+  log.info({ port: httpPort }, "local api listening");
+
+  let closing: Promise<void> | null = null;
+  return {
+    httpPort,
+    mqttPort: broker.port,
+    db,
+    bus,
+    broker,
+    devices,
+    metrics,
+    close() {
+      closing ??= (async () => {
+        live.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await broker.close();
+        committer.close();
+        devices.close();
+        db.close();
+        log.info("hub stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,5 @@
+export * from "./common.js";
+export * from "./auth.js";
+export * from "./devices.js";
+export * from "./telemetry.js";
+export * from "./health.js";
