@@ -56,11 +56,12 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   const db = openHubDb(config.dataDir, log, { maxPageCount: o.maxPageCount });
   const committer = new GroupCommitter(db, { intervalMs: config.ingest.commitIntervalMs, maxBatch: config.ingest.maxBatch }, metrics, log);
   const adapters = createAdapterRegistry(o.adapters);
+  const started: { broker?: Broker } = {};
   const devices = new DeviceService(db, committer, adapters, bus, metrics, log, clock, {
     stateFlushMs: config.stateFlushMs,
     maxGapMs: config.maxEnergyGapMs,
     publicHost: config.mqtt.publicHost,
-    mqttPort: config.mqtt.port,
+    mqttPort: () => started.broker?.port ?? config.mqtt.port,
     secretCost: o.secretCost,
   });
   devices.start();
@@ -73,14 +74,15 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   });
 
   const router = createPlugRouter({ adapters, devices, metrics, log, clock });
-  const broker = await startBroker({ host: config.mqtt.host, port: config.mqtt.port, limits: config.limits, hooks: router }, log, metrics);
-  bus.on("deviceRemoved", ({ deviceId }) => broker.disconnect(deviceId));
+  const mqtt = await startBroker({ host: config.mqtt.host, port: config.mqtt.port, limits: config.limits, hooks: router }, log, metrics);
+  started.broker = mqtt;
+  bus.on("deviceRemoved", ({ deviceId }) => mqtt.disconnect(deviceId));
 
   const commands = new CommandService(
     db,
     devices,
     async (msgs) => {
-      for (const m of msgs) await broker.publish(m.topic, m.payload, m.qos, m.retain ?? false);
+      for (const m of msgs) await mqtt.publish(m.topic, m.payload, m.qos, m.retain ?? false);
     },
     bus,
     metrics,
@@ -111,7 +113,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
         last_error: dbError?.message ?? null,
         integrity_after_unclean_shutdown: db.integrityAfterCrash,
       },
-      mqtt: { status: "healthy", port: broker.port, clients: (await metrics.mqttClients.get()).values[0]?.value ?? 0, refused },
+      mqtt: { status: "healthy", port: mqtt.port, clients: (await metrics.mqttClients.get()).values[0]?.value ?? 0, refused },
       ingest: { status: dbError ? "unhealthy" : "healthy", pending: committer.pending, dropped, shed },
       devices: { status: "healthy", paired: all.length, online: all.filter((d) => d.status === "online").length },
     };
@@ -140,10 +142,10 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   let closing: Promise<void> | null = null;
   return {
     httpPort,
-    mqttPort: broker.port,
+    mqttPort: mqtt.port,
     db,
     bus,
-    broker,
+    broker: mqtt,
     devices,
     metrics,
     close() {
@@ -153,7 +155,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
           server.close(() => resolve());
           server.closeAllConnections();
         });
-        await broker.close();
+        await mqtt.close();
         committer.close();
         devices.close();
         db.close();

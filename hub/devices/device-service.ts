@@ -35,7 +35,8 @@ export interface DeviceServiceOptions {
   maxGapMs: number;
   /** What pairing tells the user to type into the plug as the MQTT host and port. */
   publicHost: string;
-  mqttPort: number;
+  /** The broker's port; a getter, since port 0 means "whatever the broker got". */
+  mqttPort: () => number;
   secretCost?: ScryptOptions;
 }
 
@@ -164,7 +165,7 @@ export class DeviceService {
     this.bus.emit("deviceAdded", { deviceId: st.deviceId, family: st.family });
     return {
       ...this.toDevice(st),
-      mqtt: { host: this.opts.publicHost, port: this.opts.mqttPort, client_id: st.mqttUser, username: st.mqttUser, password: req.pairing_code, topic },
+      mqtt: { host: this.opts.publicHost, port: this.opts.mqttPort(), client_id: st.mqttUser, username: st.mqttUser, password: req.pairing_code, topic },
     };
   }
 

@@ -1,0 +1,84 @@
+// Runs the hub as a real child process (`tsx hub/main.ts`), for kill -9 and restart tests (F1, F15).
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface HubProcess {
+  proc: ChildProcess;
+  httpPort: number;
+  mqttPort: number;
+  /** Log lines the hub printed (JSON). */
+  lines: string[];
+  exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts the hub and resolves when it logs "hub started". Ports are fixed per data dir so plugs can reconnect. */
+export async function spawnHub(o: { dataDir: string; httpPort: number; mqttPort: number; env?: Record<string, string>; timeoutMs?: number }): Promise<HubProcess> {
+  const proc = spawn(TSX, ["hub/main.ts"], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      HUB_DATA_DIR: o.dataDir,
+      HUB_HTTP_HOST: "127.0.0.1",
+      HUB_HTTP_PORT: String(o.httpPort),
+      HUB_MQTT_HOST: "127.0.0.1",
+      HUB_MQTT_PORT: String(o.mqttPort),
+      HUB_PUBLIC_HOST: "127.0.0.1",
+      HUB_LOG_LEVEL: "info",
+      ...o.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  let buf = "";
+  const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub did not start in time:\n${lines.slice(-20).join("\n")}`)), o.timeoutMs ?? 20_000);
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString();
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        lines.push(line);
+        if (line.includes('"msg":"hub started"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    };
+    proc.stdout!.on("data", onData);
+    proc.stderr!.on("data", (c: Buffer) => lines.push(c.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`hub exited (${code}) before starting:\n${lines.slice(-20).join("\n")}`));
+    });
+  });
+  return {
+    proc,
+    httpPort: o.httpPort,
+    mqttPort: o.mqttPort,
+    lines,
+    exited,
+    kill(signal) {
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { loadHubConfig, ConfigError } from "../../../hub/config.js";
+
+describe("hub configuration", () => {
+  it("starts with defaults when only the documented basics are set", () => {
+    const c = loadHubConfig({ HUB_DATA_DIR: "/var/lib/hub" });
+    expect(c.http.port).toBe(8080);
+    expect(c.mqtt.port).toBe(1883);
+    expect(c.logLevel).toBe("info");
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("lists every bad variable at once", () => {
+    try {
+      loadHubConfig({ HUB_HTTP_PORT: "eighty", HUB_MQTT_PORT: "70000", HUB_LOG_LEVEL: "loud" });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).problems.map((p) => p.split(":")[0])).toEqual(["HUB_HTTP_PORT", "HUB_MQTT_PORT", "HUB_LOG_LEVEL"]);
+    }
+  });
+
+  it("refuses a refresh token lifetime shorter than the 7 days a phone must stay signed in offline", () => {
+    expect(() => loadHubConfig({ HUB_REFRESH_TOKEN_TTL_S: "3600" })).toThrow(ConfigError);
+  });
+});
