@@ -75,7 +75,13 @@ export class GroupCommitter {
     this.lastError = null;
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     this.metrics.commitBatch.observe(ops.length);
-    for (const a of after) a();
+    for (const a of after) {
+      try {
+        a();
+      } catch (err) {
+        this.log.error({ err }, "post-commit step failed"); // the data is committed; acks must still go out
+      }
+    }
     for (const d of dones) d(null);
   }
 
