@@ -20,6 +20,8 @@ export interface HubEvents {
   deviceStatusChanged: [{ deviceId: string; online: boolean; at: number }];
   /** Every relay state a plug reports (also unchanged ones): commands wait on this for confirmation. */
   relayReported: [{ deviceId: string; relayOn: boolean; commandId: string | null; at: number }];
+  /** A plug answered a command with an error (Shelly RPC error frames). */
+  commandRejected: [{ deviceId: string; commandId: string }];
   relayChanged: [{ deviceId: string; relayOn: boolean; at: number }];
   commandCompleted: [{ deviceId: string; commandId: string; command: string; status: string; relayOn: boolean | null; at: number }];
   deviceRemoved: [{ deviceId: string }];

@@ -18,6 +18,7 @@ export const HubEnv = z.object({
   HUB_COMMIT_INTERVAL_MS: positive.max(1000).default(50),
   HUB_COMMAND_TIMEOUT_MS: positive.max(30_000).default(3000),
   HUB_STATE_FLUSH_MS: positive.default(10_000),
+  HUB_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(5000),
   HUB_ACCESS_TOKEN_TTL_S: positive.min(60).max(86_400).default(900),
   HUB_REFRESH_TOKEN_TTL_S: positive.min(7 * 86_400).default(30 * 86_400),
   HUB_MQTT_MAX_CONNECTIONS: positive.default(1000),
@@ -43,6 +44,8 @@ export interface HubConfig {
   ingest: { commitIntervalMs: number; maxBatch: number };
   commandTimeoutMs: number;
   stateFlushMs: number;
+  /** How often metered plugs that report slowly (Tasmota, Shelly Gen2) are polled, ms; 0 = never. */
+  pollIntervalMs: number;
   /** Power is not integrated across gaps longer than this (PROTOCOLS.md §5). */
   maxEnergyGapMs: number;
   tokens: { accessTtlSec: number; refreshTtlSec: number };
@@ -75,6 +78,7 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     ingest: { commitIntervalMs: e.HUB_COMMIT_INTERVAL_MS, maxBatch: 2000 },
     commandTimeoutMs: e.HUB_COMMAND_TIMEOUT_MS,
     stateFlushMs: e.HUB_STATE_FLUSH_MS,
+    pollIntervalMs: e.HUB_POLL_INTERVAL_MS,
     maxEnergyGapMs: 5 * 60_000,
     tokens: { accessTtlSec: e.HUB_ACCESS_TOKEN_TTL_S, refreshTtlSec: e.HUB_REFRESH_TOKEN_TTL_S },
     login: { burst: 5, refillSec: 60 },

@@ -16,7 +16,8 @@ import type { PlugAdapter } from "./adapters/types.js";
 import { GroupCommitter } from "./ingest/group-committer.js";
 import { createPlugRouter } from "./ingest/plug-router.js";
 import { DeviceService } from "./devices/device-service.js";
-import { CommandService } from "./devices/command-service.js";
+import { CommandService, type CommandSender } from "./devices/command-service.js";
+import { Poller } from "./devices/poller.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -78,18 +79,21 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   started.broker = mqtt;
   bus.on("deviceRemoved", ({ deviceId }) => mqtt.disconnect(deviceId));
 
+  const sendToPlugs: CommandSender = async (msgs) => {
+    for (const m of msgs) await mqtt.publish(m.topic, m.payload, m.qos, m.retain ?? false);
+  };
   const commands = new CommandService(
     db,
     devices,
-    async (msgs) => {
-      for (const m of msgs) await mqtt.publish(m.topic, m.payload, m.qos, m.retain ?? false);
-    },
+    sendToPlugs,
     bus,
     metrics,
     log,
     clock,
     { confirmTimeoutMs: config.commandTimeoutMs },
   );
+  const poller = new Poller(devices, adapters, sendToPlugs, bus, clock, log, { intervalMs: config.pollIntervalMs });
+  poller.start();
   const telemetry = new TelemetryQueries(db, config.maxEnergyGapMs);
 
   async function health(): Promise<HealthResponse> {
@@ -151,6 +155,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     close() {
       closing ??= (async () => {
         live.close();
+        poller.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

@@ -9,6 +9,8 @@ export interface PlugIdentity {
   mqttUser: string;
   /** The family's topic or prefix for this plug (native: the device id). */
   topic: string;
+  /** Which relay/meter channel of a multi-channel plug this device is (0 = the first). */
+  channel: number;
 }
 
 /** Normalized events an adapter turns a plug's message into. */
@@ -44,4 +46,6 @@ export interface PlugAdapter {
   encodeCommand(plug: PlugIdentity, command: CommandName, commandId: string, currentRelay: boolean | null): OutboundMessage[];
   /** Messages that ask a metered plug for a fresh reading (families that report slowly); none for native. */
   pollMessages?(plug: PlugIdentity): OutboundMessage[];
+  /** Drops any per-plug state the adapter keeps (the plug was removed or its session ended). */
+  forget?(plug: PlugIdentity): void;
 }

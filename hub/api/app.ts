@@ -112,8 +112,10 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     d.devices.state(id);
     const input = validate(CommandRequest, req.body);
     const result = await d.commands.execute(id, input.command, { commandId: input.command_id, timeoutMs: input.timeout_ms });
-    // The seed's fields always; the HTTP status tells confirmed (200), offline (409) and unconfirmed (504) apart.
-    res.status(result.status === "confirmed" ? 200 : result.status === "offline" ? 409 : 504).json(result);
+    // The seed's fields always; the HTTP status tells confirmed (200), offline (409), refused by the plug (502)
+    // and unconfirmed (504) apart.
+    const http = { confirmed: 200, offline: 409, failed: 502, timeout: 504, pending: 202 } as const;
+    res.status(http[result.status]).json(result);
   });
   app.get("/devices/:id/telemetry", auth, (req, res) => {
     const st = d.devices.state(deviceId(req));

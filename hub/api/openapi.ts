@@ -62,6 +62,7 @@ export function buildOpenApi() {
           responses: {
             "200": json(CommandResponse, "confirmed by the plug"),
             "409": json(CommandResponse, "plug offline (status: offline); nothing was sent"),
+            "502": json(CommandResponse, "the plug answered with an error (status: failed)"),
             "504": json(CommandResponse, "sent, not confirmed in time (status: timeout)"),
             ...errors,
           },

@@ -39,7 +39,7 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-type PlugClient = Client & { plug?: PlugIdentity };
+type PlugClient = Client & { plug?: PlugIdentity; requestedKeepalive?: number };
 
 export class AuthError extends Error {
   constructor(
@@ -59,17 +59,28 @@ export async function startBroker(
   const now = opts.now ?? Date.now;
   const aedes = await Aedes.createBroker({
     connectTimeout: limits.connectTimeoutMs,
-    keepaliveLimit: limits.maxKeepaliveSec, // also refuses keepalive 0 (A8)
+    // Keepalive is checked in authenticate (A8): aedes's own keepaliveLimit refuses with CONNACK 6, a
+    // code MQTT 3.1.1 reserves, and its refusals would not be counted.
+    keepaliveLimit: 0,
     maxClientsIdLength: 64,
     maxTopicLevels: 100, // we check our own, lower limit in authorizePublish so the drop is counted
     heartbeatInterval: 60_000,
+    preConnect(client, packet, done) {
+      (client as PlugClient).requestedKeepalive = packet.keepalive;
+      done(null, true);
+    },
     authenticate(client, username, password, done) {
       const c = client as PlugClient;
       const fail = (code: 2 | 4 | 5, reason: string) => {
         metrics.refused.inc({ reason });
+        // A refused client still carries the id it claimed; aedes's close would then clear that id's
+        // inbound QoS 2 state as if its clean session ended — the session of the plug it impersonated (A1).
+        c.clean = false;
         done(new AuthError(code, reason) as unknown as AuthenticateError, false);
       };
       if (!CLIENT_ID.test(c.id ?? "")) return fail(2, "bad_client_id");
+      const keepalive = c.requestedKeepalive ?? 0;
+      if (keepalive === 0 || keepalive > limits.maxKeepaliveSec) return fail(2, "bad_keepalive");
       if (typeof username !== "string" || !password) return fail(4, "no_credentials");
       if (username !== c.id) return fail(5, "client_id_mismatch");
       hooks.authenticate(username, password).then(
@@ -129,7 +140,8 @@ export async function startBroker(
     if (c.plug && (!current || current === c)) hooks.onDisconnected(c.plug);
   });
   aedes.on("clientError", (client, err) => {
-    const reason = /# is not allowed|\+ is not allowed/.test(err.message) ? "wildcard_in_publish_topic" : /levels/.test(err.message) ? "too_many_topic_levels" : null;
+    // Only aedes's own refusals: ours (authorizePublish) are counted where they are made.
+    const reason = /# is not allowed|\+ is not allowed/.test(err.message) ? "wildcard_in_publish_topic" : /^topic has too many levels/.test(err.message) ? "too_many_topic_levels" : null;
     if (reason) metrics.dropped.inc({ reason });
     log.debug({ clientId: client?.id, err: err.message }, "mqtt client error");
   });

@@ -34,6 +34,7 @@ export const devices = sqliteTable("devices", {
   family: text("family").notNull(),
   mqttUser: text("mqtt_user").notNull().unique(),
   topic: text("topic").notNull(),
+  channel: integer("channel").notNull().default(0),
   secretHash: text("secret_hash").notNull(),
   createdAt: integer("created_at").notNull(),
   online: integer("online", { mode: "boolean" }).notNull().default(false),

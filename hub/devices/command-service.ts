@@ -20,7 +20,8 @@ export type CommandSender = (msgs: OutboundMessage[]) => Promise<void>;
 interface Waiter {
   commandId: string;
   target: boolean;
-  resolve: (relayOn: boolean) => void;
+  /** The confirmed relay state, null on timeout, "failed" when the plug answered with an error. */
+  resolve: (relayOn: boolean | null | "failed") => void;
 }
 
 export class CommandService {
@@ -49,6 +50,9 @@ export class CommandService {
       for (const w of set) {
         if (w.commandId === commandId || relayOn === w.target) w.resolve(relayOn);
       }
+    });
+    bus.on("commandRejected", ({ deviceId, commandId }) => {
+      for (const w of this.waiters.get(deviceId) ?? []) if (w.commandId === commandId) w.resolve("failed");
     });
   }
 
@@ -86,7 +90,7 @@ export class CommandService {
     const adapter = this.devices.adapterFor(st.family);
     let waiter!: Waiter;
     let timer: NodeJS.Timeout | undefined;
-    const confirmed = new Promise<boolean | null>((resolve) => {
+    const confirmed = new Promise<boolean | null | "failed">((resolve) => {
       waiter = { commandId, target, resolve };
       timer = setTimeout(() => resolve(null), timeoutMs);
     });
@@ -97,6 +101,7 @@ export class CommandService {
       await this.send(adapter.encodeCommand(st, command, commandId, st.relayOn));
       const relayOn = await confirmed;
       if (relayOn === null) return this.complete(deviceId, command, commandId, "timeout", st.relayOn);
+      if (relayOn === "failed") return this.complete(deviceId, command, commandId, "failed", st.relayOn);
       return this.complete(deviceId, command, commandId, "confirmed", relayOn);
     } finally {
       clearTimeout(timer);

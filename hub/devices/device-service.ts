@@ -84,6 +84,7 @@ export class DeviceService {
         family: r.family as PlugFamily,
         mqttUser: r.mqttUser,
         topic: r.topic,
+        channel: r.channel,
         secretHash: r.secretHash,
         createdAt: r.createdAt,
         online: false, // nobody is connected to a broker that just started
@@ -140,7 +141,7 @@ export class DeviceService {
     const topic = adapter.topicFor(req.device_id);
     const row = this.db.orm
       .insert(devicesTable)
-      .values({ deviceId: req.device_id, name: req.name, family: req.family, mqttUser: req.device_id, topic, secretHash, createdAt: now, stateAsOf: now })
+      .values({ deviceId: req.device_id, name: req.name, family: req.family, mqttUser: req.device_id, topic, channel: req.channel, secretHash, createdAt: now, stateAsOf: now })
       .returning()
       .get();
     const st: DeviceState = {
@@ -150,6 +151,7 @@ export class DeviceService {
       family: req.family,
       mqttUser: row.mqttUser,
       topic,
+      channel: req.channel,
       secretHash,
       createdAt: now,
       online: false,
@@ -179,6 +181,10 @@ export class DeviceService {
     return st;
   }
 
+  all(): IterableIterator<DeviceState> {
+    return this.byId.values();
+  }
+
   has(deviceId: string): boolean {
     return this.byId.has(deviceId);
   }
@@ -201,6 +207,7 @@ export class DeviceService {
     this.byId.delete(st.deviceId);
     this.byUser.delete(st.mqttUser);
     this.verified.delete(st.mqttUser);
+    this.adapters.get(st.family)?.forget?.(st);
     this.log.info({ deviceId }, "device removed");
     this.bus.emit("deviceRemoved", { deviceId });
   }
@@ -259,6 +266,7 @@ export class DeviceService {
           break;
         case "commandResult":
           if (ev.relayOn !== null) this.setRelay(st, ev.relayOn, ev.commandId);
+          else if (!ev.ok && ev.commandId) this.bus.emit("commandRejected", { deviceId: st.deviceId, commandId: ev.commandId });
           break;
       }
     }
@@ -339,6 +347,7 @@ export class DeviceService {
       device_id: s.deviceId,
       name: s.name,
       family: s.family,
+      channel: s.channel,
       status: s.online ? "online" : "offline",
       relay_state: s.relayOn,
       firmware_version: s.firmware,

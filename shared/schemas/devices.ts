@@ -11,6 +11,7 @@ export const CreateDeviceRequest = z
     name: z.string().trim().min(1).max(100),
     pairing_code: z.string().min(8, "at least 8 characters").max(64).regex(/^[\x21-\x7e]+$/, "printable ASCII, no spaces"),
     family: PlugFamily.default("native"),
+    channel: z.number().int().min(0).max(7).default(0).meta({ description: "relay/meter channel on a multi-channel plug (0 = first)" }),
   })
   .meta({ id: "CreateDeviceRequest" });
 export type CreateDeviceRequest = z.infer<typeof CreateDeviceRequest>;
@@ -22,6 +23,7 @@ export const Device = z
     device_id: z.string(),
     name: z.string(),
     family: PlugFamily,
+    channel: z.number().int(),
     status: z.enum(["online", "offline"]),
     relay_state: z.boolean().nullable(),
     firmware_version: z.string().nullable(),
@@ -58,7 +60,7 @@ export const CommandRequest = z
   })
   .meta({ id: "CommandRequest" });
 
-export const CommandStatus = z.enum(["confirmed", "offline", "timeout", "pending"]);
+export const CommandStatus = z.enum(["confirmed", "offline", "timeout", "failed", "pending"]);
 export const CommandResponse = z
   .object({
     command_id: z.string(),

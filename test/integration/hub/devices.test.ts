@@ -37,6 +37,7 @@ describe("pairing and devices", () => {
       device_id: "kitchen-1",
       name: "Kettle",
       family: "native",
+      channel: 0,
       status: "offline",
       relay_state: null,
       firmware_version: null,

@@ -3,7 +3,7 @@ import { nativeAdapter } from "../../../hub/adapters/native-adapter.js";
 import type { PlugIdentity } from "../../../hub/adapters/types.js";
 import { TELEMETRY_DOC, STATUS_DOC, WILL_DOC } from "../../fixtures/native/payloads.js";
 
-const plug: PlugIdentity = { deviceId: "p1", family: "native", mqttUser: "p1", topic: "smartplug/p1" };
+const plug: PlugIdentity = { deviceId: "p1", family: "native", mqttUser: "p1", topic: "smartplug/p1", channel: 0 };
 const DOC_TS = Date.parse("2024-01-15T10:45:30Z");
 const parse = (topic: string, payload: string, receivedAt = DOC_TS + 500) => nativeAdapter.parse(plug, topic, Buffer.from(payload), receivedAt);
 

@@ -1,0 +1,1 @@
+ALTER TABLE `devices` ADD `channel` integer DEFAULT 0 NOT NULL;
