@@ -2,6 +2,7 @@
 // Every variable here has a row in the README's configuration table and in systemd/hub.env.
 import { z } from "zod";
 import { hostname } from "node:os";
+import { isValidTimeZone } from "../shared/time-zone.js";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positive = z.coerce.number().int().positive();
@@ -18,6 +19,15 @@ export const HubEnv = z.object({
   HUB_COMMIT_INTERVAL_MS: positive.max(1000).default(50),
   HUB_COMMAND_TIMEOUT_MS: positive.max(30_000).default(3000),
   HUB_STATE_FLUSH_MS: positive.default(10_000),
+  HUB_TIMEZONE: z
+    .string()
+    .default(Intl.DateTimeFormat().resolvedOptions().timeZone)
+    .refine(isValidTimeZone, "must be an IANA time zone such as Europe/Berlin"),
+  HUB_RETENTION_RAW_DAYS: positive.default(7),
+  HUB_RETENTION_1M_DAYS: positive.default(30),
+  HUB_RETENTION_1H_DAYS: positive.default(365),
+  HUB_RETENTION_1D_DAYS: positive.default(1825),
+  HUB_ROLLUP_INTERVAL_MS: positive.default(10_000),
   HUB_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(5000),
   HUB_ACCESS_TOKEN_TTL_S: positive.min(60).max(86_400).default(900),
   HUB_REFRESH_TOKEN_TTL_S: positive.min(7 * 86_400).default(30 * 86_400),
@@ -46,6 +56,10 @@ export interface HubConfig {
   stateFlushMs: number;
   /** How often metered plugs that report slowly (Tasmota, Shelly Gen2) are polled, ms; 0 = never. */
   pollIntervalMs: number;
+  /** The hub's IANA time zone: local days for daily rollups, tariffs and schedules. */
+  timeZone: string;
+  rollupIntervalMs: number;
+  retention: { rawMs: number; minuteMs: number; hourMs: number; dayMs: number };
   /** Power is not integrated across gaps longer than this (PROTOCOLS.md §5). */
   maxEnergyGapMs: number;
   tokens: { accessTtlSec: number; refreshTtlSec: number };
@@ -79,6 +93,14 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     commandTimeoutMs: e.HUB_COMMAND_TIMEOUT_MS,
     stateFlushMs: e.HUB_STATE_FLUSH_MS,
     pollIntervalMs: e.HUB_POLL_INTERVAL_MS,
+    timeZone: e.HUB_TIMEZONE,
+    rollupIntervalMs: e.HUB_ROLLUP_INTERVAL_MS,
+    retention: {
+      rawMs: e.HUB_RETENTION_RAW_DAYS * 86_400_000,
+      minuteMs: e.HUB_RETENTION_1M_DAYS * 86_400_000,
+      hourMs: e.HUB_RETENTION_1H_DAYS * 86_400_000,
+      dayMs: e.HUB_RETENTION_1D_DAYS * 86_400_000,
+    },
     maxEnergyGapMs: 5 * 60_000,
     tokens: { accessTtlSec: e.HUB_ACCESS_TOKEN_TTL_S, refreshTtlSec: e.HUB_REFRESH_TOKEN_TTL_S },
     login: { burst: 5, refillSec: 60 },

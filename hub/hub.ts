@@ -18,6 +18,8 @@ import { createPlugRouter } from "./ingest/plug-router.js";
 import { DeviceService } from "./devices/device-service.js";
 import { CommandService, type CommandSender } from "./devices/command-service.js";
 import { Poller } from "./devices/poller.js";
+import { RollupService } from "./rollups/rollup-service.js";
+import { RetentionService } from "./rollups/retention.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -43,6 +45,8 @@ export interface Hub {
   readonly broker: Broker;
   readonly devices: DeviceService;
   readonly metrics: HubMetrics;
+  readonly rollups: RollupService;
+  readonly retention: RetentionService;
   close(): Promise<void>;
 }
 
@@ -94,7 +98,11 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   );
   const poller = new Poller(devices, adapters, sendToPlugs, bus, clock, log, { intervalMs: config.pollIntervalMs });
   poller.start();
-  const telemetry = new TelemetryQueries(db, config.maxEnergyGapMs);
+  const rollups = new RollupService(db, devices, bus, clock, log, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone, graceMs: 5000, intervalMs: config.rollupIntervalMs });
+  rollups.start();
+  const retention = new RetentionService(db, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceMs: 60_000 });
+  retention.start();
+  const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
 
   async function health(): Promise<HealthResponse> {
     const dbError = committer.lastError;
@@ -152,10 +160,14 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     broker: mqtt,
     devices,
     metrics,
+    rollups,
+    retention,
     close() {
       closing ??= (async () => {
         live.close();
         poller.close();
+        rollups.close();
+        retention.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeAllConnections();

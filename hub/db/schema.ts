@@ -78,3 +78,34 @@ export const meta = sqliteTable("meta", {
   key: text("key").primaryKey(),
   value: text("value").notNull(),
 });
+
+const rollupColumns = {
+  bucket: integer("bucket").notNull(),
+  device: integer("device").notNull(),
+  samples: integer("samples").notNull(),
+  powerSum: integer("power_sum").notNull(),
+  powerN: integer("power_n").notNull(),
+  powerMin: integer("power_min"),
+  powerMax: integer("power_max"),
+  voltageSum: integer("voltage_sum").notNull(),
+  voltageN: integer("voltage_n").notNull(),
+  currentSum: integer("current_sum").notNull(),
+  currentN: integer("current_n").notNull(),
+  energyWh: real("energy_wh").notNull(),
+  onMs: integer("on_ms").notNull(),
+};
+
+/** 1-minute rollups, keyed (bucket, device) like `readings`: each run appends at the right edge (WITHOUT ROWID in SQL). */
+export const rollup1m = sqliteTable("rollup_1m", rollupColumns, (t) => [primaryKey({ columns: [t.bucket, t.device] })]);
+/** Hourly (UTC hours) and daily (local days) rollups, keyed (device, bucket): written rarely, read per device. */
+export const rollup1h = sqliteTable("rollup_1h", rollupColumns, (t) => [primaryKey({ columns: [t.device, t.bucket] })]);
+export const rollup1d = sqliteTable("rollup_1d", rollupColumns, (t) => [primaryKey({ columns: [t.device, t.bucket] })]);
+
+/** Each device's last reading as the 1-minute rollup saw it: the exact starting point of the next run. */
+export const rollupCarry = sqliteTable("rollup_carry", {
+  device: integer("device").primaryKey(),
+  ts: integer("ts").notNull(),
+  powerDw: integer("power_dw"),
+  relay: integer("relay"),
+  counterMwh: integer("counter_mwh"),
+});

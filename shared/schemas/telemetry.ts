@@ -4,7 +4,7 @@ import { IsoTime } from "./common.js";
 /** Aggregation intervals, seconds. `raw` returns stored samples unaggregated. */
 export const INTERVALS = { raw: 0, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400 } as const;
 export type IntervalName = keyof typeof INTERVALS;
-export const TELEMETRY_FIELDS = ["power", "voltage", "current", "energy"] as const;
+export const TELEMETRY_FIELDS = ["power", "voltage", "current", "energy", "on"] as const;
 export type TelemetryField = (typeof TELEMETRY_FIELDS)[number];
 export const MAX_TELEMETRY_POINTS = 10_000;
 
@@ -26,7 +26,7 @@ export const TelemetryQuery = z
         }
         return list as TelemetryField[];
       })
-      .meta({ description: "comma-separated: power, voltage, current, energy" }),
+      .meta({ description: "comma-separated: power, voltage, current, energy, on (seconds the relay was on)" }),
   })
   .meta({ id: "TelemetryQuery" });
 export type TelemetryQuery = z.infer<typeof TelemetryQuery>;
@@ -40,6 +40,7 @@ export const TelemetryPoint = z
     voltage_avg: z.number().optional(),
     current_avg: z.number().optional(),
     energy_wh: z.number().optional(),
+    on_seconds: z.number().optional(),
     samples: z.number().int(),
   })
   .meta({ id: "TelemetryPoint" });

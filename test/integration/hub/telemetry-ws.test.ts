@@ -23,7 +23,8 @@ async function plug(id: string) {
 describe("telemetry history", () => {
   it("aggregates stored readings into the seed's shape", async () => {
     const p = await plug("t1");
-    const base = Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000; // 5 whole minutes ago
+    let base = Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000; // 5 whole minutes ago…
+    if (base % 3_600_000 > 57 * 60_000) base -= 3 * 60_000; // …with both minutes inside one hour
     // minute 0: 100, 200 W; minute 1: 50 W. Counter-based energy: +2 Wh then +1 Wh.
     const rows = [
       { ts: base + 1_000, power: 100, voltage: 230, current: 0.4, energyWh: 500 },
@@ -39,15 +40,23 @@ describe("telemetry history", () => {
       start: new Date(base).toISOString(),
       end: new Date(base + 120_000).toISOString(),
       interval: "1m",
-      fields: ["power", "voltage", "current", "energy"],
+      fields: ["power", "voltage", "current", "energy", "on"],
       data: [
-        { timestamp: new Date(base).toISOString(), samples: 2, power_avg: 150, power_min: 100, power_max: 200, voltage_avg: 231, current_avg: 0.6, energy_wh: 2 },
-        { timestamp: new Date(base + 60_000).toISOString(), samples: 1, power_avg: 50, power_min: 50, power_max: 50, voltage_avg: 228, current_avg: 0.2, energy_wh: 1 },
+        { timestamp: new Date(base).toISOString(), samples: 2, power_avg: 150, power_min: 100, power_max: 200, voltage_avg: 231, current_avg: 0.6, energy_wh: 2, on_seconds: 30 },
+        { timestamp: new Date(base + 60_000).toISOString(), samples: 1, power_avg: 50, power_min: 50, power_max: 50, voltage_avg: 228, current_avg: 0.2, energy_wh: 1, on_seconds: 30 },
       ],
       total_points: 2,
     });
     const onlyPower = await (await t.api(`/devices/t1/telemetry?${q}&fields=power`)).json();
     expect(onlyPower.data[0]).toEqual({ timestamp: new Date(base).toISOString(), samples: 2, power_avg: 150, power_min: 100, power_max: 200 });
+
+    // The same answer once the late minutes are rolled up and stored, and at 1 h from the hourly level.
+    await t.hub.rollups.run();
+    expect((await (await t.api(`/devices/t1/telemetry?${q}`)).json()).data).toHaveLength(2);
+    const hourly = await (await t.api(`/devices/t1/telemetry?${new URLSearchParams({ start: new Date(base).toISOString(), end: new Date(base + 120_000).toISOString(), interval: "1h" })}`)).json();
+    expect(hourly.data).toEqual([
+      { timestamp: new Date(Math.floor(base / 3_600_000) * 3_600_000).toISOString(), samples: 3, power_avg: 116.67, power_min: 50, power_max: 200, voltage_avg: 230, current_avg: 0.4667, energy_wh: 3, on_seconds: 60 },
+    ]);
 
     const latest = await (await t.api("/devices/t1/telemetry/latest")).json();
     expect(latest).toEqual({ device_id: "t1", timestamp: new Date(base + 61_000).toISOString(), voltage: 228, current: 0.2, power: 50, energy_wh: 3, relay_state: true });

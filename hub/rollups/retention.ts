@@ -1,0 +1,71 @@
+// Retention per level (issue 4 §4; defaults ARCHITECTURE.md §4), purged in small time slices so ingest
+// never waits behind a long delete. Raw readings and 1-minute rows are only deleted once rolled up.
+import type { HubDb } from "../db/open-db.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { RollupService } from "./rollup-service.js";
+
+export interface RetentionOptions {
+  rawMs: number;
+  minuteMs: number;
+  hourMs: number;
+  dayMs: number;
+  intervalMs: number;
+  /** Largest time slice one delete covers (keeps each transaction short), ms. */
+  sliceMs: number;
+}
+
+export const DAY = 86_400_000;
+
+export class RetentionService {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  deleted = { raw: 0, "1m": 0, "1h": 0, "1d": 0 };
+
+  constructor(
+    private readonly db: HubDb,
+    private readonly rollups: RollupService,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: RetentionOptions,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.run(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const now = this.clock.now();
+      this.deleted.raw += await this.purgeByTime("readings", "ts", Math.min(now - this.opts.rawMs, this.rollups.until1m));
+      this.deleted["1m"] += await this.purgeByTime("rollup_1m", "bucket", Math.min(now - this.opts.minuteMs, this.rollups.until1h, this.rollups.until1d));
+      // Hourly and daily tables are keyed by device first; they are small, one statement each.
+      this.deleted["1h"] += this.db.sqlite.prepare("DELETE FROM rollup_1h WHERE bucket < ?").run(now - this.opts.hourMs).changes;
+      this.deleted["1d"] += this.db.sqlite.prepare("DELETE FROM rollup_1d WHERE bucket < ?").run(now - this.opts.dayMs).changes;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "retention purge failed; will retry");
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Deletes rows older than `cutoff` oldest-first, one short slice per transaction. */
+  private async purgeByTime(table: string, col: string, cutoff: number): Promise<number> {
+    const oldest = this.db.sqlite.prepare(`SELECT ${col} AS t FROM ${table} ORDER BY ${col} LIMIT 1`);
+    const del = this.db.sqlite.prepare(`DELETE FROM ${table} WHERE ${col} < ?`);
+    let total = 0;
+    for (;;) {
+      const o = (oldest.get() as { t: number } | undefined)?.t;
+      if (o === undefined || o >= cutoff) return total;
+      total += del.run(Math.min(cutoff, o + this.opts.sliceMs)).changes;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}

@@ -1,0 +1,207 @@
+// Incremental, exact rollups (issue 4 §3): 1-minute buckets from raw readings, 1-hour (UTC) and 1-day
+// (local days in the hub's time zone) buckets from 1-minute ones. Each minute is folded in its own short
+// transaction (RELIABILITY fact 6); readings that arrive late for an already-rolled minute mark the device
+// dirty from that minute and its buckets are recomputed, so rollups always equal a fold over the raw data.
+import type { HubDb } from "../db/open-db.js";
+import { getMeta, setMeta } from "../db/open-db.js";
+import type { HubBus } from "../bus.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { DeviceService } from "../devices/device-service.js";
+import { startOfLocalDay, startOfNextLocalDay } from "../../shared/time-zone.js";
+import { foldRaw, mergeInto, emptyBucket, type Bucket, type Carry, type RawRow } from "./rollup-math.js";
+
+export const MINUTE = 60_000;
+export const HOUR = 3_600_000;
+
+export interface RollupOptions {
+  maxGapMs: number;
+  timeZone: string;
+  /** Readings this recent are not rolled up yet: group commits and stragglers land first, ms. */
+  graceMs: number;
+  intervalMs: number;
+}
+
+const COLS = "bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms";
+const VALS = "@bucket, @device, @samples, @power_sum, @power_n, @power_min, @power_max, @voltage_sum, @voltage_n, @current_sum, @current_n, @energy_wh, @on_ms";
+
+export class RollupService {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private carry = new Map<number, Carry>();
+  /** device → earliest minute that must be recomputed because a reading arrived after it was rolled up. */
+  private readonly dirty = new Map<number, number>();
+  until1m = 0;
+  until1h = 0;
+  until1d = 0;
+  private readonly q;
+
+  constructor(
+    private readonly db: HubDb,
+    private readonly devices: DeviceService,
+    bus: HubBus,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: RollupOptions,
+  ) {
+    const s = db.sqlite;
+    this.q = {
+      raw: s.prepare("SELECT ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts, device"),
+      rawDevice: s.prepare("SELECT ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh FROM readings WHERE ts >= ? AND ts < ? AND device = ? ORDER BY ts"),
+      before: s.prepare("SELECT ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh FROM readings WHERE ts < ? AND ts >= ? AND device = ? ORDER BY ts DESC LIMIT 1"),
+      oldest: s.prepare("SELECT ts FROM readings ORDER BY ts LIMIT 1"),
+      put1m: s.prepare(`INSERT OR REPLACE INTO rollup_1m (${COLS}) VALUES (${VALS})`),
+      put1h: s.prepare(`INSERT OR REPLACE INTO rollup_1h (${COLS}) VALUES (${VALS})`),
+      put1d: s.prepare(`INSERT OR REPLACE INTO rollup_1d (${COLS}) VALUES (${VALS})`),
+      del1mDevice: s.prepare("DELETE FROM rollup_1m WHERE bucket >= ? AND bucket < ? AND device = ?"),
+      del1hDevice: s.prepare("DELETE FROM rollup_1h WHERE device = ? AND bucket >= ? AND bucket < ?"),
+      del1dDevice: s.prepare("DELETE FROM rollup_1d WHERE device = ? AND bucket >= ? AND bucket < ?"),
+      range1m: s.prepare(`SELECT ${COLS} FROM rollup_1m WHERE bucket >= ? AND bucket < ?`),
+      range1mDevice: s.prepare(`SELECT ${COLS} FROM rollup_1m WHERE bucket >= ? AND bucket < ? AND device = ?`),
+      putCarry: s.prepare("INSERT OR REPLACE INTO rollup_carry (device, ts, power_dw, relay, counter_mwh) VALUES (?, ?, ?, ?, ?)"),
+      carry: s.prepare("SELECT device, ts, power_dw, relay, counter_mwh FROM rollup_carry"),
+    };
+    bus.on("readingStored", ({ deviceId, reading }) => {
+      if (reading.ts >= this.until1m) return;
+      const idx = this.devices.has(deviceId) ? this.devices.state(deviceId).idx : null;
+      if (idx === null) return;
+      const minute = Math.floor(reading.ts / MINUTE) * MINUTE;
+      this.dirty.set(idx, Math.min(this.dirty.get(idx) ?? Infinity, minute));
+    });
+  }
+
+  /** The device's last reading as of the 1-minute watermark (for exact tails past it). */
+  carryOf(device: number): Carry | undefined {
+    return this.carry.get(device);
+  }
+
+  /** The device's last raw reading before `ts`, as a starting point for folding from `ts`. */
+  carryBefore(device: number, ts: number): Carry | undefined {
+    const prev = this.q.before.get(ts, ts - this.opts.maxGapMs * 100, device) as RawRow | undefined;
+    return prev ? { ts: prev.ts, power_dw: prev.power_dw, relay: prev.relay, counter_mwh: prev.counter_mwh } : undefined;
+  }
+
+  /** The minute from which a device's stored rollups are stale (late readings not yet re-folded), if any. */
+  dirtyFrom(device: number): number | undefined {
+    return this.dirty.get(device);
+  }
+
+  start(): void {
+    const now = this.clock.now();
+    const oldest = (this.q.oldest.get() as { ts: number } | undefined)?.ts;
+    const origin = Math.floor((oldest ?? now) / MINUTE) * MINUTE;
+    this.until1m = Number(getMeta(this.db, "rollup_1m_until") ?? origin);
+    this.until1h = Number(getMeta(this.db, "rollup_1h_until") ?? Math.floor(this.until1m / HOUR) * HOUR);
+    this.until1d = Number(getMeta(this.db, "rollup_1d_until") ?? startOfLocalDay(this.until1m, this.opts.timeZone));
+    for (const r of this.q.carry.all() as { device: number; ts: number; power_dw: number | null; relay: number | null; counter_mwh: number | null }[]) {
+      this.carry.set(r.device, { ts: r.ts, power_dw: r.power_dw, relay: r.relay, counter_mwh: r.counter_mwh });
+    }
+    this.timer = setInterval(() => void this.run(), this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Rolls up everything that is due; safe to call any time (tests call it directly). */
+  async run(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const target = Math.floor((this.clock.now() - this.opts.graceMs) / MINUTE) * MINUTE;
+      while (this.until1m < target) {
+        this.rollMinute(this.until1m);
+        await yieldToLoop();
+      }
+      for (const [device, from] of [...this.dirty]) {
+        this.dirty.delete(device);
+        this.recomputeDevice(device, from);
+        await yieldToLoop();
+      }
+      while (this.until1h + HOUR <= this.until1m) {
+        this.rollCoarse("1h", this.until1h, this.until1h + HOUR);
+        await yieldToLoop();
+      }
+      for (;;) {
+        const next = startOfNextLocalDay(this.until1d, this.opts.timeZone);
+        if (next > this.until1m) break;
+        this.rollCoarse("1d", this.until1d, next);
+        await yieldToLoop();
+      }
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "rollup run failed; will retry");
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private rollMinute(start: number): void {
+    const end = start + MINUTE;
+    const rows = this.q.raw.all(start, end) as RawRow[];
+    this.db.sqlite.transaction(() => {
+      const buckets = foldRaw(rows, () => start, this.carry, this.opts.maxGapMs);
+      for (const b of buckets.values()) this.q.put1m.run(b);
+      for (const device of new Set(rows.map((r) => r.device))) this.saveCarry(device);
+      setMeta(this.db, "rollup_1m_until", String(end));
+    })();
+    this.until1m = end;
+  }
+
+  private saveCarry(device: number) {
+    const c = this.carry.get(device);
+    if (c) this.q.putCarry.run(device, c.ts, c.power_dw, c.relay, c.counter_mwh);
+  }
+
+  /** Re-folds one device's minutes from `from` to the watermark, and the hours and days they belong to. */
+  private recomputeDevice(device: number, from: number): void {
+    const carry = new Map<number, Carry>();
+    const prev = this.carryBefore(device, from);
+    if (prev) carry.set(device, prev);
+    const rows = this.q.rawDevice.all(from, this.until1m, device) as RawRow[];
+    this.db.sqlite.transaction(() => {
+      this.q.del1mDevice.run(from, this.until1m, device);
+      for (const b of foldRaw(rows, (ts) => Math.floor(ts / MINUTE) * MINUTE, carry, this.opts.maxGapMs).values()) this.q.put1m.run(b);
+      const c = carry.get(device);
+      if (c) {
+        this.carry.set(device, c);
+        this.saveCarry(device);
+      }
+      const hourFrom = Math.floor(from / HOUR) * HOUR;
+      if (hourFrom < this.until1h) this.recoarsenDevice("1h", device, hourFrom, this.until1h, (ts) => Math.floor(ts / HOUR) * HOUR);
+      const dayFrom = startOfLocalDay(from, this.opts.timeZone);
+      if (dayFrom < this.until1d) this.recoarsenDevice("1d", device, dayFrom, this.until1d, (ts) => startOfLocalDay(ts, this.opts.timeZone));
+    })();
+  }
+
+  private recoarsenDevice(level: "1h" | "1d", device: number, from: number, to: number, bucketOf: (ts: number) => number) {
+    (level === "1h" ? this.q.del1hDevice : this.q.del1dDevice).run(device, from, to);
+    const out = new Map<number, Bucket>();
+    for (const m of this.q.range1mDevice.all(from, to, device) as Bucket[]) {
+      const k = bucketOf(m.bucket);
+      let b = out.get(k);
+      if (!b) out.set(k, (b = emptyBucket(k, device)));
+      mergeInto(b, m);
+    }
+    for (const b of out.values()) (level === "1h" ? this.q.put1h : this.q.put1d).run(b);
+  }
+
+  private rollCoarse(level: "1h" | "1d", start: number, end: number): void {
+    const out = new Map<number, Bucket>();
+    for (const m of this.q.range1m.all(start, end) as Bucket[]) {
+      let b = out.get(m.device);
+      if (!b) out.set(m.device, (b = emptyBucket(start, m.device)));
+      mergeInto(b, m);
+    }
+    this.db.sqlite.transaction(() => {
+      for (const b of out.values()) (level === "1h" ? this.q.put1h : this.q.put1d).run(b);
+      setMeta(this.db, `rollup_${level}_until`, String(end));
+    })();
+    if (level === "1h") this.until1h = end;
+    else this.until1d = end;
+  }
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
