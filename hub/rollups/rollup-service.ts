@@ -13,6 +13,8 @@ import { foldRaw, mergeInto, emptyBucket, type Bucket, type Carry, type RawRow }
 
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
+/** How far back a late reading can be re-folded exactly from remembered carries. */
+const HISTORY_MINUTES = 180;
 
 export interface RollupOptions {
   maxGapMs: number;
@@ -29,6 +31,12 @@ export class RollupService {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private carry = new Map<number, Carry>();
+  /**
+   * device → carries after each recent minute it had readings in (oldest first): the exact starting point
+   * for re-folding after a late reading. A counter's baseline depends on its whole history (a dip under
+   * 10 % keeps the old baseline), so one previous row is not enough.
+   */
+  private readonly history = new Map<number, { minute: number; carry: Carry }[]>();
   /** device → earliest minute that must be recomputed because a reading arrived after it was rolled up. */
   private readonly dirty = new Map<number, number>();
   until1m = 0;
@@ -75,8 +83,14 @@ export class RollupService {
     return this.carry.get(device);
   }
 
-  /** The device's last raw reading before `ts`, as a starting point for folding from `ts`. */
+  /** The device's state after all readings before `ts`, as a starting point for folding from `ts`. */
   carryBefore(device: number, ts: number): Carry | undefined {
+    const h = this.history.get(device);
+    if (h && h.length > 0 && h[0]!.minute < ts - MINUTE) {
+      for (let i = h.length - 1; i >= 0; i--) if (h[i]!.minute < ts) return { ...h[i]!.carry };
+    }
+    // Older than the history (or after a restart): the previous stored reading; exact unless a counter
+    // dipped by < 10 % somewhere before it.
     const prev = this.q.before.get(ts, ts - this.opts.maxGapMs * 100, device) as RawRow | undefined;
     return prev ? { ts: prev.ts, power_dw: prev.power_dw, relay: prev.relay, counter_mwh: prev.counter_mwh } : undefined;
   }
@@ -142,10 +156,21 @@ export class RollupService {
     this.db.sqlite.transaction(() => {
       const buckets = foldRaw(rows, () => start, this.carry, this.opts.maxGapMs);
       for (const b of buckets.values()) this.q.put1m.run(b);
-      for (const device of new Set(rows.map((r) => r.device))) this.saveCarry(device);
+      for (const device of new Set(rows.map((r) => r.device))) {
+        this.saveCarry(device);
+        this.remember(device, start, this.carry.get(device)!);
+      }
       setMeta(this.db, "rollup_1m_until", String(end));
     })();
     this.until1m = end;
+  }
+
+  private remember(device: number, minute: number, carry: Carry) {
+    let h = this.history.get(device);
+    if (!h) this.history.set(device, (h = []));
+    while (h.length > 0 && h[h.length - 1]!.minute >= minute) h.pop();
+    h.push({ minute, carry: { ...carry } });
+    if (h.length > HISTORY_MINUTES) h.shift();
   }
 
   private saveCarry(device: number) {
@@ -159,9 +184,19 @@ export class RollupService {
     const prev = this.carryBefore(device, from);
     if (prev) carry.set(device, prev);
     const rows = this.q.rawDevice.all(from, this.until1m, device) as RawRow[];
+    const h = this.history.get(device);
+    if (h) while (h.length > 0 && h[h.length - 1]!.minute >= from) h.pop();
     this.db.sqlite.transaction(() => {
       this.q.del1mDevice.run(from, this.until1m, device);
-      for (const b of foldRaw(rows, (ts) => Math.floor(ts / MINUTE) * MINUTE, carry, this.opts.maxGapMs).values()) this.q.put1m.run(b);
+      let i = 0;
+      while (i < rows.length) {
+        const minute = Math.floor(rows[i]!.ts / MINUTE) * MINUTE;
+        let j = i;
+        while (j < rows.length && rows[j]!.ts < minute + MINUTE) j++;
+        for (const b of foldRaw(rows.slice(i, j), () => minute, carry, this.opts.maxGapMs).values()) this.q.put1m.run(b);
+        this.remember(device, minute, carry.get(device)!);
+        i = j;
+      }
       const c = carry.get(device);
       if (c) {
         this.carry.set(device, c);
