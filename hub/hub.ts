@@ -88,6 +88,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   };
   const commands = new CommandService(
     db,
+    committer,
     devices,
     sendToPlugs,
     bus,

@@ -9,6 +9,7 @@ import type { HubMetrics } from "../metrics.js";
 import type { DeviceService } from "./device-service.js";
 import type { CommandName, CommandResponse } from "../../shared/schemas/devices.js";
 import type { OutboundMessage } from "../adapters/types.js";
+import type { GroupCommitter } from "../ingest/group-committer.js";
 
 export interface CommandServiceOptions {
   /** How long to wait for the plug's confirmation, ms. */
@@ -33,6 +34,7 @@ export class CommandService {
 
   constructor(
     private readonly db: HubDb,
+    private readonly committer: GroupCommitter,
     private readonly devices: DeviceService,
     private readonly send: CommandSender,
     private readonly bus: HubBus,
@@ -64,7 +66,8 @@ export class CommandService {
     if (running) return running;
     const stored = this.find.get(commandId) as Record<string, unknown> | undefined;
     if (stored) return Promise.resolve(this.storedResponse(stored, deviceId));
-    const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs).finally(() => this.inFlight.delete(commandId));
+    // The entry stays until the result is committed (see complete), so a retry never runs it again.
+    const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs);
     this.inFlight.set(commandId, p);
     return p;
   }
@@ -83,7 +86,11 @@ export class CommandService {
   private async run(deviceId: string, command: CommandName, commandId: string, timeoutMs: number): Promise<CommandResponse> {
     const st = this.devices.state(deviceId);
     const createdAt = this.clock.now();
-    this.insert.run(commandId, deviceId, command, createdAt);
+    // Written with the next group commit rather than by a synchronous fsync of its own, so a round trip
+    // is not two disk flushes long; in-process duplicates are caught by `inFlight` meanwhile.
+    this.committer.submit(() => void this.insert.run(commandId, deviceId, command, createdAt), (err) => {
+      if (err) this.log.error({ err: err.message, commandId }, "command not recorded");
+    });
     if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn);
 
     const target = command === "relay_on" ? true : command === "relay_off" ? false : !(st.relayOn ?? false);
@@ -112,7 +119,13 @@ export class CommandService {
 
   private complete(deviceId: string, command: CommandName, commandId: string, status: CommandResponse["status"], relayOn: boolean | null): CommandResponse {
     const at = this.clock.now();
-    this.finish.run(status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId);
+    this.committer.submit(
+      () => void this.finish.run(status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId),
+      (err) => {
+        if (err) this.log.error({ err: err.message, commandId }, "command result not recorded");
+        this.inFlight.delete(commandId);
+      },
+    );
     this.metrics.commands.inc({ status });
     if (status !== "confirmed") this.log.info({ deviceId, commandId, command, status }, "command not confirmed");
     this.bus.emit("commandCompleted", { deviceId, commandId, command, status, relayOn, at });
