@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "data/**", "coverage/**", "hub/db/migrations/**", "bench-results/**"] },
+  { ignores: ["dist/**", "node_modules/**", "data/**", "coverage/**", "hub/db/migrations/**", "bench-results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
