@@ -59,7 +59,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   const metrics = createHubMetrics();
   const bus = new HubBus();
   const db = openHubDb(config.dataDir, log, { maxPageCount: o.maxPageCount });
-  const committer = new GroupCommitter(db, { intervalMs: config.ingest.commitIntervalMs, maxBatch: config.ingest.maxBatch }, metrics, log);
+  const committer = new GroupCommitter({ intervalMs: config.ingest.commitIntervalMs, maxBatch: config.ingest.maxBatch, dbPath: db.path, maxPageCount: o.maxPageCount }, metrics, log);
   const adapters = createAdapterRegistry(o.adapters);
   const started: { broker?: Broker } = {};
   const devices = new DeviceService(db, committer, adapters, bus, metrics, log, clock, {
@@ -99,9 +99,9 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   );
   const poller = new Poller(devices, adapters, sendToPlugs, bus, clock, log, { intervalMs: config.pollIntervalMs });
   poller.start();
-  const rollups = new RollupService(db, devices, bus, clock, log, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone, graceMs: 5000, intervalMs: config.rollupIntervalMs });
+  const rollups = new RollupService(db, committer, devices, bus, clock, log, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone, graceMs: 5000, intervalMs: config.rollupIntervalMs });
   rollups.start();
-  const retention = new RetentionService(db, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceMs: 60_000 });
+  const retention = new RetentionService(db, committer, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceMs: 60_000 });
   retention.start();
   const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
 
@@ -174,8 +174,8 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
           server.closeAllConnections();
         });
         await mqtt.close();
-        committer.close();
-        devices.close();
+        await devices.close();
+        await committer.close();
         db.close();
         log.info("hub stopped");
       })();

@@ -71,7 +71,8 @@ export const tasmotaAdapter: PlugAdapter = {
   topicFor: (deviceId) => deviceId,
   mayPublish(plug: PlugIdentity, topic: string) {
     const p = split(topic);
-    return p !== null && (p[0] === "tele" || p[0] === "stat") && p[1] === plug.topic && p[2].length > 0;
+    // The firmware also publishes an empty cmnd/<topic>/POWER after every connect (MqttConnected, "Satisfy iobroker").
+    return p !== null && (p[0] === "tele" || p[0] === "stat" || (p[0] === "cmnd" && p[2] === "POWER")) && p[1] === plug.topic && p[2].length > 0;
   },
   maySubscribe(plug: PlugIdentity, filter: string) {
     // Tasmota subscribes to cmnd/<topic>/# (and a group and fallback topic, which are refused).

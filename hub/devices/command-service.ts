@@ -28,8 +28,6 @@ interface Waiter {
 export class CommandService {
   private readonly inFlight = new Map<string, Promise<CommandResponse>>();
   private readonly waiters = new Map<string, Set<Waiter>>();
-  private readonly insert;
-  private readonly finish;
   private readonly find;
 
   constructor(
@@ -43,8 +41,6 @@ export class CommandService {
     private readonly clock: Clock,
     private readonly opts: CommandServiceOptions,
   ) {
-    this.insert = db.sqlite.prepare("INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)");
-    this.finish = db.sqlite.prepare("UPDATE commands SET status = ?, relay_on = ?, completed_at = ? WHERE id = ?");
     this.find = db.sqlite.prepare("SELECT id, device_id, command, status, relay_on, created_at, completed_at FROM commands WHERE id = ?");
     bus.on("relayReported", ({ deviceId, relayOn, commandId }) => {
       const set = this.waiters.get(deviceId);
@@ -88,7 +84,7 @@ export class CommandService {
     const createdAt = this.clock.now();
     // Written with the next group commit rather than by a synchronous fsync of its own, so a round trip
     // is not two disk flushes long; in-process duplicates are caught by `inFlight` meanwhile.
-    this.committer.submit(() => void this.insert.run(commandId, deviceId, command, createdAt), (err) => {
+    this.committer.submit({ sql: "INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)", params: [commandId, deviceId, command, createdAt] }, (err) => {
       if (err) this.log.error({ err: err.message, commandId }, "command not recorded");
     });
     if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn);
@@ -120,7 +116,7 @@ export class CommandService {
   private complete(deviceId: string, command: CommandName, commandId: string, status: CommandResponse["status"], relayOn: boolean | null): CommandResponse {
     const at = this.clock.now();
     this.committer.submit(
-      () => void this.finish.run(status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId),
+      { sql: "UPDATE commands SET status = ?, relay_on = ?, completed_at = ? WHERE id = ?", params: [status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId] },
       (err) => {
         if (err) this.log.error({ err: err.message, commandId }, "command result not recorded");
         this.inFlight.delete(commandId);

@@ -41,6 +41,9 @@ export interface DeviceServiceOptions {
 }
 
 const SCALE = { power: 10, voltage: 10, current: 1000, counter: 1000 } as const;
+const INSERT_READING = "INSERT OR IGNORE INTO readings (ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh) VALUES (?, ?, ?, ?, ?, ?, ?)";
+const UPDATE_STATE = `UPDATE devices SET online = ?, firmware = ?, relay_on = ?, last_seen = ?, energy_wh = ?, counter_wh = ?,
+  last_power_w = ?, last_reading_ts = ?, state_as_of = ? WHERE idx = ?`;
 const scaled = (v: number | null, k: number) => (v === null ? null : Math.round(v * k));
 
 export class DeviceService {
@@ -49,8 +52,7 @@ export class DeviceService {
   /** mqttUser → sha256 of the last secret that passed scrypt, so reconnect storms cost a hash, not scrypt. */
   private readonly verified = new Map<string, string>();
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly insertReading;
-  private readonly updateState;
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly db: HubDb,
@@ -61,15 +63,7 @@ export class DeviceService {
     private readonly log: Logger,
     private readonly clock: Clock,
     private readonly opts: DeviceServiceOptions,
-  ) {
-    this.insertReading = db.sqlite.prepare(
-      "INSERT OR IGNORE INTO readings (ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
-    this.updateState = db.sqlite.prepare(
-      `UPDATE devices SET online = ?, firmware = ?, relay_on = ?, last_seen = ?, energy_wh = ?, counter_wh = ?,
-       last_power_w = ?, last_reading_ts = ?, state_as_of = ? WHERE idx = ?`,
-    );
-  }
+  ) {}
 
   /** Loads paired devices and replays readings committed after their last state flush. */
   start(): void {
@@ -109,16 +103,16 @@ export class DeviceService {
         replayed++;
       }
       if (replayed) this.log.info({ replayed }, "energy state caught up from stored readings");
-      this.flushState();
     }
     this.db.sqlite.prepare("UPDATE devices SET online = 0").run();
-    this.flushTimer = setInterval(() => this.flushState(), this.opts.stateFlushMs);
+    this.flushTimer = setInterval(() => void this.flushState(), this.opts.stateFlushMs);
     this.flushTimer.unref();
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.flushTimer) clearInterval(this.flushTimer);
-    this.flushState();
+    await this.flushing;
+    await this.flushState();
   }
 
   private index(st: DeviceState) {
@@ -276,26 +270,17 @@ export class DeviceService {
     }
     const r = reading;
     this.bus.emit("readingReceived", { deviceId: st.deviceId, reading: r });
-    const idx = st.idx;
-    this.committer.submit(() => {
-      const { changes } = this.insertReading.run(
-        r.ts,
-        idx,
-        scaled(r.power, SCALE.power),
-        scaled(r.voltage, SCALE.voltage),
-        scaled(r.current, SCALE.current),
-        r.relayOn === null ? null : r.relayOn ? 1 : 0,
-        scaled(r.counterWh, SCALE.counter),
-      );
-      return () => {
-        if (changes === 0) {
-          this.metrics.duplicates.inc();
-          return;
+    const params = [r.ts, st.idx, scaled(r.power, SCALE.power), scaled(r.voltage, SCALE.voltage), scaled(r.current, SCALE.current), r.relayOn === null ? null : r.relayOn ? 1 : 0, scaled(r.counterWh, SCALE.counter)];
+    this.committer.submit({ sql: INSERT_READING, params }, (err, changes) => {
+      if (!err) {
+        if (changes[0] === 0) this.metrics.duplicates.inc();
+        else {
+          this.metrics.stored.inc();
+          if (this.byId.get(st.deviceId) === st) this.applyStored(st, r, true);
         }
-        this.metrics.stored.inc();
-        if (this.byId.get(st.deviceId) === st) this.applyStored(st, r, true);
-      };
-    }, done);
+      }
+      done(err);
+    });
   }
 
   private applyStored(st: DeviceState, r: Reading, live: boolean) {
@@ -325,21 +310,23 @@ export class DeviceService {
     this.bus.emit("relayChanged", { deviceId: st.deviceId, relayOn, at });
   }
 
-  /** Writes dirty live state back in one short transaction. */
-  flushState(): void {
+  /** Writes dirty live state back with the next group commit. */
+  flushState(): Promise<void> {
     const dirty = [...this.byId.values()].filter((s) => s.dirty);
-    if (dirty.length === 0) return;
-    try {
-      this.db.sqlite.transaction(() => {
-        for (const s of dirty) {
-          const e = s.energy;
-          this.updateState.run(s.online ? 1 : 0, s.firmware, s.relayOn === null ? null : s.relayOn ? 1 : 0, s.lastSeen, e.energyWh, e.counterWh, e.lastPowerW, e.lastTs, e.lastTs ?? 0, s.idx);
-        }
-      })();
-      for (const s of dirty) s.dirty = false;
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, "device state flush failed; will retry");
-    }
+    if (dirty.length === 0) return Promise.resolve();
+    for (const s of dirty) s.dirty = false;
+    const ops = dirty.map((s) => {
+      const e = s.energy;
+      return { sql: UPDATE_STATE, params: [s.online ? 1 : 0, s.firmware, s.relayOn === null ? null : s.relayOn ? 1 : 0, s.lastSeen, e.energyWh, e.counterWh, e.lastPowerW, e.lastTs, e.lastTs ?? 0, s.idx] };
+    });
+    this.flushing = this.committer.write(ops).then(
+      () => undefined,
+      (err: Error) => {
+        for (const s of dirty) s.dirty = true;
+        this.log.warn({ err: err.message }, "device state flush failed; will retry");
+      },
+    );
+    return this.flushing;
   }
 
   toDevice(s: DeviceState): Device {

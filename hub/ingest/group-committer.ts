@@ -1,92 +1,152 @@
 // Group commit (RELIABILITY fact 1): many writes share one transaction, and each caller is told only
-// after the commit, so a QoS 1 PUBACK always means "on disk". One short transaction per window keeps
-// the event loop free (fact 6) and the bytes written per reading low.
-import type { HubDb } from "../db/open-db.js";
+// after the commit, so a QoS 1 PUBACK always means "on disk". The transaction runs on the writer thread
+// (writer-worker.mjs), so the fsync never blocks the event loop (fact 6); one batch is in flight at a time.
+import { Worker } from "node:worker_threads";
 import type { Logger } from "../../shared/logger.js";
 import type { HubMetrics } from "../metrics.js";
 
-/** Runs inside the transaction; may return work to run after the commit. */
-export type WriteOp = () => (() => void) | void;
-type Done = (err: Error | null) => void;
+/** One SQL statement with its parameters, run on the writer thread. */
+export interface WriteOp {
+  sql: string;
+  params: (string | number | bigint | null | Buffer)[];
+}
+
+/** Called after the commit with each op's `changes`, or with the error that rolled the batch back. */
+export type WriteDone = (err: Error | null, changes: number[]) => void;
 
 export interface GroupCommitterOptions {
-  /** Longest a write waits for its commit, ms. */
+  /** Longest a write waits for its commit to start, ms. */
   intervalMs: number;
   /** A batch this large commits at once. */
   maxBatch: number;
+  dbPath: string;
+  maxPageCount?: number;
+}
+
+interface Pending {
+  ops: WriteOp[];
+  done: WriteDone;
+}
+
+export class StorageError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
 }
 
 export class GroupCommitter {
-  private ops: WriteOp[] = [];
-  private dones: Done[] = [];
+  private queue: Pending[] = [];
+  private queuedOps = 0;
   private timer: NodeJS.Timeout | null = null;
+  private inFlight: { id: number; items: Pending[]; started: number } | null = null;
+  private nextId = 1;
   private closed = false;
+  private readonly worker: Worker;
+  private drainWaiters: (() => void)[] = [];
   /** Set while the last commit failed (disk full, I/O error); cleared by the next success. */
   lastError: Error | null = null;
 
   constructor(
-    private readonly db: HubDb,
     private readonly opts: GroupCommitterOptions,
     private readonly metrics: HubMetrics,
     private readonly log: Logger,
-  ) {}
-
-  get pending(): number {
-    return this.ops.length;
+  ) {
+    this.worker = new Worker(new URL("./writer-worker.mjs", import.meta.url), { workerData: { path: opts.dbPath, maxPageCount: opts.maxPageCount } });
+    this.worker.on("message", (msg: { type: string; id?: number; changes?: number[]; error?: { message: string; code?: string } }) => {
+      if (msg.type === "done") this.finish(msg.changes ?? null, msg.error ?? null);
+    });
+    this.worker.on("error", (err) => {
+      this.log.fatal({ err }, "writer thread died");
+      this.finish(null, { message: `writer thread died: ${err.message}` });
+    });
+    this.worker.unref();
   }
 
-  submit(op: WriteOp, done: Done): void {
-    if (this.closed) return done(new Error("hub is shutting down"));
-    this.ops.push(op);
-    this.dones.push(done);
-    if (this.ops.length >= this.opts.maxBatch) this.flush();
+  /** Ops waiting for a commit (queued or in flight). */
+  get pending(): number {
+    return this.queuedOps + (this.inFlight?.items.reduce((n, p) => n + p.ops.length, 0) ?? 0);
+  }
+
+  submit(ops: WriteOp | WriteOp[], done: WriteDone): void {
+    const list = Array.isArray(ops) ? ops : [ops];
+    if (this.closed) return done(new Error("hub is shutting down"), []);
+    this.queue.push({ ops: list, done });
+    this.queuedOps += list.length;
+    if (this.queuedOps >= this.opts.maxBatch) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.intervalMs);
   }
 
-  /** Commits what is pending now. */
+  /** The same as submit, as a promise of the changes. */
+  write(ops: WriteOp | WriteOp[]): Promise<number[]> {
+    return new Promise((resolve, reject) => this.submit(ops, (err, changes) => (err ? reject(err) : resolve(changes))));
+  }
+
+  /** Sends what is queued to the writer now (or as soon as the batch in flight is committed). */
   flush(): void {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.ops.length === 0) return;
-    const ops = this.ops;
-    const dones = this.dones;
-    this.ops = [];
-    this.dones = [];
-    const started = performance.now();
-    const after: (() => void)[] = [];
-    try {
-      this.db.sqlite.transaction(() => {
-        for (const op of ops) {
-          const post = op();
-          if (post) after.push(post);
-        }
-      })();
-    } catch (err) {
-      const e = err as Error;
-      if (!this.lastError) this.log.error({ err: e.message, code: (e as { code?: string }).code }, "commit failed; nothing in this batch was acknowledged");
-      this.lastError = e;
-      this.metrics.dropped.inc({ reason: "storage_error" }, ops.length);
-      for (const d of dones) d(e);
-      return;
-    }
-    if (this.lastError) this.log.info("commits succeed again");
-    this.lastError = null;
-    this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
-    this.metrics.commitBatch.observe(ops.length);
-    for (const a of after) {
-      try {
-        a();
-      } catch (err) {
-        this.log.error({ err }, "post-commit step failed"); // the data is committed; acks must still go out
-      }
-    }
-    for (const d of dones) d(null);
+    if (this.inFlight || this.queue.length === 0) return;
+    const items = this.queue;
+    this.queue = [];
+    this.queuedOps = 0;
+    const id = this.nextId++;
+    this.inFlight = { id, items, started: performance.now() };
+    this.worker.ref();
+    this.worker.postMessage({ type: "batch", id, ops: items.flatMap((p) => p.ops) });
   }
 
-  close(): void {
-    this.flush();
+  private finish(changes: number[] | null, error: { message: string; code?: string } | null) {
+    const batch = this.inFlight;
+    if (!batch) return;
+    this.inFlight = null;
+    this.worker.unref();
+    const ops = batch.items.reduce((n, p) => n + p.ops.length, 0);
+    if (error || !changes) {
+      const e = new StorageError(error?.message ?? "commit failed", error?.code);
+      if (!this.lastError) this.log.error({ err: e.message, code: e.code }, "commit failed; nothing in this batch was acknowledged");
+      this.lastError = e;
+      this.metrics.dropped.inc({ reason: "storage_error" }, ops);
+      for (const p of batch.items) p.done(e, []);
+    } else {
+      if (this.lastError) this.log.info("commits succeed again");
+      this.lastError = null;
+      this.metrics.commitSeconds.observe((performance.now() - batch.started) / 1000);
+      this.metrics.commitBatch.observe(ops);
+      let i = 0;
+      for (const p of batch.items) {
+        const mine = changes.slice(i, i + p.ops.length);
+        i += p.ops.length;
+        try {
+          p.done(null, mine);
+        } catch (err) {
+          this.log.error({ err }, "post-commit step failed"); // the data is committed; the rest must still be told
+        }
+      }
+    }
+    if (this.queue.length > 0) {
+      if (this.closed || this.queuedOps >= this.opts.maxBatch) this.flush();
+      else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.intervalMs);
+    } else if (!this.inFlight) {
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  /** Commits everything queued, then stops the writer. */
+  async close(): Promise<void> {
     this.closed = true;
+    this.flush();
+    if (this.inFlight || this.queue.length > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+    this.worker.ref();
+    await new Promise<void>((resolve) => {
+      this.worker.once("message", () => resolve());
+      this.worker.once("exit", () => resolve());
+      this.worker.postMessage({ type: "close" });
+    });
+    await this.worker.terminate();
   }
 }

@@ -4,6 +4,7 @@ import type { HubDb } from "../db/open-db.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { RollupService } from "./rollup-service.js";
+import type { GroupCommitter } from "../ingest/group-committer.js";
 
 export interface RetentionOptions {
   rawMs: number;
@@ -24,6 +25,7 @@ export class RetentionService {
 
   constructor(
     private readonly db: HubDb,
+    private readonly committer: GroupCommitter,
     private readonly rollups: RollupService,
     private readonly clock: Clock,
     private readonly log: Logger,
@@ -47,8 +49,12 @@ export class RetentionService {
       this.deleted.raw += await this.purgeByTime("readings", "ts", Math.min(now - this.opts.rawMs, this.rollups.until1m));
       this.deleted["1m"] += await this.purgeByTime("rollup_1m", "bucket", Math.min(now - this.opts.minuteMs, this.rollups.until1h, this.rollups.until1d));
       // Hourly and daily tables are keyed by device first; they are small, one statement each.
-      this.deleted["1h"] += this.db.sqlite.prepare("DELETE FROM rollup_1h WHERE bucket < ?").run(now - this.opts.hourMs).changes;
-      this.deleted["1d"] += this.db.sqlite.prepare("DELETE FROM rollup_1d WHERE bucket < ?").run(now - this.opts.dayMs).changes;
+      const [h, d] = await this.committer.write([
+        { sql: "DELETE FROM rollup_1h WHERE bucket < ?", params: [now - this.opts.hourMs] },
+        { sql: "DELETE FROM rollup_1d WHERE bucket < ?", params: [now - this.opts.dayMs] },
+      ]);
+      this.deleted["1h"] += h!;
+      this.deleted["1d"] += d!;
     } catch (err) {
       this.log.error({ err: (err as Error).message }, "retention purge failed; will retry");
     } finally {
@@ -59,13 +65,12 @@ export class RetentionService {
   /** Deletes rows older than `cutoff` oldest-first, one short slice per transaction. */
   private async purgeByTime(table: string, col: string, cutoff: number): Promise<number> {
     const oldest = this.db.sqlite.prepare(`SELECT ${col} AS t FROM ${table} ORDER BY ${col} LIMIT 1`);
-    const del = this.db.sqlite.prepare(`DELETE FROM ${table} WHERE ${col} < ?`);
     let total = 0;
     for (;;) {
       const o = (oldest.get() as { t: number } | undefined)?.t;
       if (o === undefined || o >= cutoff) return total;
-      total += del.run(Math.min(cutoff, o + this.opts.sliceMs)).changes;
-      await new Promise((r) => setImmediate(r));
+      const [n] = await this.committer.write({ sql: `DELETE FROM ${table} WHERE ${col} < ?`, params: [Math.min(cutoff, o + this.opts.sliceMs)] });
+      total += n!;
     }
   }
 }

@@ -3,11 +3,12 @@
 // transaction (RELIABILITY fact 6); readings that arrive late for an already-rolled minute mark the device
 // dirty from that minute and its buckets are recomputed, so rollups always equal a fold over the raw data.
 import type { HubDb } from "../db/open-db.js";
-import { getMeta, setMeta } from "../db/open-db.js";
+import { getMeta } from "../db/open-db.js";
 import type { HubBus } from "../bus.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { DeviceService } from "../devices/device-service.js";
+import type { GroupCommitter, WriteOp } from "../ingest/group-committer.js";
 import { startOfLocalDay, startOfNextLocalDay } from "../../shared/time-zone.js";
 import { foldRaw, mergeInto, emptyBucket, type Bucket, type Carry, type RawRow } from "./rollup-math.js";
 
@@ -25,7 +26,6 @@ export interface RollupOptions {
 }
 
 const COLS = "bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms";
-const VALS = "@bucket, @device, @samples, @power_sum, @power_n, @power_min, @power_max, @voltage_sum, @voltage_n, @current_sum, @current_n, @energy_wh, @on_ms";
 
 export class RollupService {
   private timer: NodeJS.Timeout | null = null;
@@ -46,6 +46,7 @@ export class RollupService {
 
   constructor(
     private readonly db: HubDb,
+    private readonly committer: GroupCommitter,
     private readonly devices: DeviceService,
     bus: HubBus,
     private readonly clock: Clock,
@@ -58,15 +59,8 @@ export class RollupService {
       rawDevice: s.prepare("SELECT ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh FROM readings WHERE ts >= ? AND ts < ? AND device = ? ORDER BY ts"),
       before: s.prepare("SELECT ts, device, power_dw, voltage_dv, current_ma, relay, counter_mwh FROM readings WHERE ts < ? AND ts >= ? AND device = ? ORDER BY ts DESC LIMIT 1"),
       oldest: s.prepare("SELECT ts FROM readings ORDER BY ts LIMIT 1"),
-      put1m: s.prepare(`INSERT OR REPLACE INTO rollup_1m (${COLS}) VALUES (${VALS})`),
-      put1h: s.prepare(`INSERT OR REPLACE INTO rollup_1h (${COLS}) VALUES (${VALS})`),
-      put1d: s.prepare(`INSERT OR REPLACE INTO rollup_1d (${COLS}) VALUES (${VALS})`),
-      del1mDevice: s.prepare("DELETE FROM rollup_1m WHERE bucket >= ? AND bucket < ? AND device = ?"),
-      del1hDevice: s.prepare("DELETE FROM rollup_1h WHERE device = ? AND bucket >= ? AND bucket < ?"),
-      del1dDevice: s.prepare("DELETE FROM rollup_1d WHERE device = ? AND bucket >= ? AND bucket < ?"),
       range1m: s.prepare(`SELECT ${COLS} FROM rollup_1m WHERE bucket >= ? AND bucket < ?`),
       range1mDevice: s.prepare(`SELECT ${COLS} FROM rollup_1m WHERE bucket >= ? AND bucket < ? AND device = ?`),
-      putCarry: s.prepare("INSERT OR REPLACE INTO rollup_carry (device, ts, power_dw, relay, counter_mwh) VALUES (?, ?, ?, ?, ?)"),
       carry: s.prepare("SELECT device, ts, power_dw, relay, counter_mwh FROM rollup_carry"),
     };
     bus.on("readingStored", ({ deviceId, reading }) => {
@@ -124,24 +118,17 @@ export class RollupService {
     this.running = true;
     try {
       const target = Math.floor((this.clock.now() - this.opts.graceMs) / MINUTE) * MINUTE;
-      while (this.until1m < target) {
-        this.rollMinute(this.until1m);
-        await yieldToLoop();
-      }
+      while (this.until1m < target) await this.rollMinute(this.until1m);
       for (const [device, from] of [...this.dirty]) {
-        this.dirty.delete(device);
-        this.recomputeDevice(device, from);
-        await yieldToLoop();
+        await this.recomputeDevice(device, from);
+        // A reading that arrived while re-folding marked it again (earlier or not): keep that mark.
+        if (this.dirty.get(device) === from) this.dirty.delete(device);
       }
-      while (this.until1h + HOUR <= this.until1m) {
-        this.rollCoarse("1h", this.until1h, this.until1h + HOUR);
-        await yieldToLoop();
-      }
+      while (this.until1h + HOUR <= this.until1m) await this.rollCoarse("1h", this.until1h, this.until1h + HOUR);
       for (;;) {
         const next = startOfNextLocalDay(this.until1d, this.opts.timeZone);
         if (next > this.until1m) break;
-        this.rollCoarse("1d", this.until1d, next);
-        await yieldToLoop();
+        await this.rollCoarse("1d", this.until1d, next);
       }
     } catch (err) {
       this.log.error({ err: (err as Error).message }, "rollup run failed; will retry");
@@ -150,18 +137,21 @@ export class RollupService {
     }
   }
 
-  private rollMinute(start: number): void {
+  private async rollMinute(start: number): Promise<void> {
     const end = start + MINUTE;
     const rows = this.q.raw.all(start, end) as RawRow[];
-    this.db.sqlite.transaction(() => {
-      const buckets = foldRaw(rows, () => start, this.carry, this.opts.maxGapMs);
-      for (const b of buckets.values()) this.q.put1m.run(b);
-      for (const device of new Set(rows.map((r) => r.device))) {
-        this.saveCarry(device);
-        this.remember(device, start, this.carry.get(device)!);
-      }
-      setMeta(this.db, "rollup_1m_until", String(end));
-    })();
+    const devices = new Set(rows.map((r) => r.device));
+    // Fold on a copy: the live carry changes only once the minute is committed.
+    const carry = new Map([...devices].flatMap((d) => (this.carry.has(d) ? [[d, { ...this.carry.get(d)! }] as const] : [])));
+    const buckets = foldRaw(rows, () => start, carry, this.opts.maxGapMs);
+    const ops: WriteOp[] = [...buckets.values()].map((b) => putOp("rollup_1m", b));
+    for (const d of devices) ops.push(carryOp(d, carry.get(d)!));
+    ops.push(metaOp("rollup_1m_until", end));
+    await this.committer.write(ops);
+    for (const d of devices) {
+      this.carry.set(d, carry.get(d)!);
+      this.remember(d, start, carry.get(d)!);
+    }
     this.until1m = end;
   }
 
@@ -173,70 +163,77 @@ export class RollupService {
     if (h.length > HISTORY_MINUTES) h.shift();
   }
 
-  private saveCarry(device: number) {
-    const c = this.carry.get(device);
-    if (c) this.q.putCarry.run(device, c.ts, c.power_dw, c.relay, c.counter_mwh);
-  }
-
   /** Re-folds one device's minutes from `from` to the watermark, and the hours and days they belong to. */
-  private recomputeDevice(device: number, from: number): void {
+  private async recomputeDevice(device: number, from: number): Promise<void> {
     const carry = new Map<number, Carry>();
     const prev = this.carryBefore(device, from);
     if (prev) carry.set(device, prev);
-    const rows = this.q.rawDevice.all(from, this.until1m, device) as RawRow[];
+    const until = this.until1m;
+    const rows = this.q.rawDevice.all(from, until, device) as RawRow[];
+    const ops: WriteOp[] = [{ sql: "DELETE FROM rollup_1m WHERE bucket >= ? AND bucket < ? AND device = ?", params: [from, until, device] }];
+    const remembered: { minute: number; carry: Carry }[] = [];
+    const minutes: Bucket[] = [];
+    let i = 0;
+    while (i < rows.length) {
+      const minute = Math.floor(rows[i]!.ts / MINUTE) * MINUTE;
+      let j = i;
+      while (j < rows.length && rows[j]!.ts < minute + MINUTE) j++;
+      for (const b of foldRaw(rows.slice(i, j), () => minute, carry, this.opts.maxGapMs).values()) minutes.push(b);
+      remembered.push({ minute, carry: { ...carry.get(device)! } });
+      i = j;
+    }
+    for (const b of minutes) ops.push(putOp("rollup_1m", b));
+    const c = carry.get(device);
+    if (c) ops.push(carryOp(device, c));
+    // Hours and days are re-merged from the minutes just computed plus the stored ones outside [from, until).
+    const hourFrom = Math.floor(from / HOUR) * HOUR;
+    if (hourFrom < this.until1h) ops.push(...this.recoarsen("1h", device, hourFrom, this.until1h, from, until, minutes, (ts) => Math.floor(ts / HOUR) * HOUR));
+    const dayFrom = startOfLocalDay(from, this.opts.timeZone);
+    if (dayFrom < this.until1d) ops.push(...this.recoarsen("1d", device, dayFrom, this.until1d, from, until, minutes, (ts) => startOfLocalDay(ts, this.opts.timeZone)));
+    await this.committer.write(ops);
     const h = this.history.get(device);
     if (h) while (h.length > 0 && h[h.length - 1]!.minute >= from) h.pop();
-    this.db.sqlite.transaction(() => {
-      this.q.del1mDevice.run(from, this.until1m, device);
-      let i = 0;
-      while (i < rows.length) {
-        const minute = Math.floor(rows[i]!.ts / MINUTE) * MINUTE;
-        let j = i;
-        while (j < rows.length && rows[j]!.ts < minute + MINUTE) j++;
-        for (const b of foldRaw(rows.slice(i, j), () => minute, carry, this.opts.maxGapMs).values()) this.q.put1m.run(b);
-        this.remember(device, minute, carry.get(device)!);
-        i = j;
-      }
-      const c = carry.get(device);
-      if (c) {
-        this.carry.set(device, c);
-        this.saveCarry(device);
-      }
-      const hourFrom = Math.floor(from / HOUR) * HOUR;
-      if (hourFrom < this.until1h) this.recoarsenDevice("1h", device, hourFrom, this.until1h, (ts) => Math.floor(ts / HOUR) * HOUR);
-      const dayFrom = startOfLocalDay(from, this.opts.timeZone);
-      if (dayFrom < this.until1d) this.recoarsenDevice("1d", device, dayFrom, this.until1d, (ts) => startOfLocalDay(ts, this.opts.timeZone));
-    })();
+    for (const r of remembered) this.remember(device, r.minute, r.carry);
+    if (c && until === this.until1m) this.carry.set(device, c);
   }
 
-  private recoarsenDevice(level: "1h" | "1d", device: number, from: number, to: number, bucketOf: (ts: number) => number) {
-    (level === "1h" ? this.q.del1hDevice : this.q.del1dDevice).run(device, from, to);
+  private recoarsen(level: "1h" | "1d", device: number, lo: number, hi: number, fresh0: number, fresh1: number, fresh: Bucket[], bucketOf: (ts: number) => number): WriteOp[] {
+    const minutes = [...(this.q.range1mDevice.all(lo, hi, device) as Bucket[]).filter((m) => m.bucket < fresh0 || m.bucket >= fresh1), ...fresh.filter((m) => m.bucket >= lo && m.bucket < hi)];
     const out = new Map<number, Bucket>();
-    for (const m of this.q.range1mDevice.all(from, to, device) as Bucket[]) {
+    for (const m of minutes) {
       const k = bucketOf(m.bucket);
       let b = out.get(k);
       if (!b) out.set(k, (b = emptyBucket(k, device)));
       mergeInto(b, m);
     }
-    for (const b of out.values()) (level === "1h" ? this.q.put1h : this.q.put1d).run(b);
+    const table = level === "1h" ? "rollup_1h" : "rollup_1d";
+    return [{ sql: `DELETE FROM ${table} WHERE device = ? AND bucket >= ? AND bucket < ?`, params: [device, lo, hi] }, ...[...out.values()].map((b) => putOp(table, b))];
   }
 
-  private rollCoarse(level: "1h" | "1d", start: number, end: number): void {
+  private async rollCoarse(level: "1h" | "1d", start: number, end: number): Promise<void> {
     const out = new Map<number, Bucket>();
     for (const m of this.q.range1m.all(start, end) as Bucket[]) {
       let b = out.get(m.device);
       if (!b) out.set(m.device, (b = emptyBucket(start, m.device)));
       mergeInto(b, m);
     }
-    this.db.sqlite.transaction(() => {
-      for (const b of out.values()) (level === "1h" ? this.q.put1h : this.q.put1d).run(b);
-      setMeta(this.db, `rollup_${level}_until`, String(end));
-    })();
+    await this.committer.write([...[...out.values()].map((b) => putOp(level === "1h" ? "rollup_1h" : "rollup_1d", b)), metaOp(`rollup_${level}_until`, end)]);
     if (level === "1h") this.until1h = end;
     else this.until1d = end;
   }
 }
 
-function yieldToLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+function putOp(table: string, b: Bucket): WriteOp {
+  return {
+    sql: `INSERT OR REPLACE INTO ${table} (${COLS}) VALUES (${COLS.split(", ").map(() => "?").join(", ")})`,
+    params: [b.bucket, b.device, b.samples, b.power_sum, b.power_n, b.power_min, b.power_max, b.voltage_sum, b.voltage_n, b.current_sum, b.current_n, b.energy_wh, b.on_ms],
+  };
+}
+
+function carryOp(device: number, c: Carry): WriteOp {
+  return { sql: "INSERT OR REPLACE INTO rollup_carry (device, ts, power_dw, relay, counter_mwh) VALUES (?, ?, ?, ?, ?)", params: [device, c.ts, c.power_dw, c.relay, c.counter_mwh] };
+}
+
+function metaOp(key: string, value: number): WriteOp {
+  return { sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params: [key, String(value)] };
 }
