@@ -3,3 +3,4 @@ export * from "./auth.js";
 export * from "./devices.js";
 export * from "./telemetry.js";
 export * from "./health.js";
+export * from "./schedules.js";
