@@ -1,6 +1,9 @@
 import { EventEmitter } from "node:events";
 import type { PlugFamily } from "../shared/schemas/devices.js";
 
+/** Who asked for a command: a person through the local API, a schedule, or the cloud. */
+export type CommandSource = "api" | "schedule" | "cloud";
+
 /** A validated reading in engineering units; ts in ms since the epoch. */
 export interface Reading {
   ts: number;
@@ -23,7 +26,7 @@ export interface HubEvents {
   /** A plug answered a command with an error (Shelly RPC error frames). */
   commandRejected: [{ deviceId: string; commandId: string }];
   relayChanged: [{ deviceId: string; relayOn: boolean; at: number }];
-  commandCompleted: [{ deviceId: string; commandId: string; command: string; status: string; relayOn: boolean | null; at: number }];
+  commandCompleted: [{ deviceId: string; commandId: string; command: string; status: string; relayOn: boolean | null; at: number; source: CommandSource }];
   deviceRemoved: [{ deviceId: string }];
   deviceAdded: [{ deviceId: string; family: PlugFamily }];
 }

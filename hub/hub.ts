@@ -20,6 +20,7 @@ import { CommandService, type CommandSender } from "./devices/command-service.js
 import { Poller } from "./devices/poller.js";
 import { RollupService } from "./rollups/rollup-service.js";
 import { RetentionService } from "./rollups/retention.js";
+import { ScheduleService } from "./schedules/schedule-service.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -35,6 +36,8 @@ export interface HubOptions {
   passwordCost?: ScryptOptions;
   secretCost?: ScryptOptions;
   maxPageCount?: number;
+  /** false: no minute tick or clock-jump watch (tests that drive the clock call reconcileAll). */
+  scheduleTimers?: boolean;
 }
 
 export interface Hub {
@@ -47,6 +50,7 @@ export interface Hub {
   readonly metrics: HubMetrics;
   readonly rollups: RollupService;
   readonly retention: RetentionService;
+  readonly schedules: ScheduleService;
   close(): Promise<void>;
 }
 
@@ -103,6 +107,8 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   rollups.start();
   const retention = new RetentionService(db, committer, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceMs: 60_000 });
   retention.start();
+  const schedules = new ScheduleService(db, committer, devices, commands, bus, clock, log, { timeZone: config.timeZone, timers: o.scheduleTimers ?? true });
+  schedules.start();
   const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
 
   async function health(): Promise<HealthResponse> {
@@ -140,7 +146,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     };
   }
 
-  const app = buildHubApi({ accounts, devices, commands, telemetry, metrics, health, log, clock });
+  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -163,10 +169,12 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     metrics,
     rollups,
     retention,
+    schedules,
     close() {
       closing ??= (async () => {
         live.close();
         poller.close();
+        schedules.close();
         rollups.close();
         retention.close();
         await new Promise<void>((resolve) => {

@@ -13,6 +13,8 @@ import type { AccessClaims } from "../accounts/token-service.js";
 import type { DeviceService } from "../devices/device-service.js";
 import type { CommandService } from "../devices/command-service.js";
 import type { TelemetryQueries } from "../telemetry/telemetry-query.js";
+import type { ScheduleService } from "../schedules/schedule-service.js";
+import { CreateScheduleRequest, UpdateScheduleRequest } from "../../shared/schemas/schedules.js";
 import type { HubMetrics } from "../metrics.js";
 import type { HealthResponse } from "../../shared/schemas/health.js";
 import { jsonBody, notFound, problemHandler, validate } from "./http.js";
@@ -23,6 +25,7 @@ export interface HubApiDeps {
   devices: DeviceService;
   commands: CommandService;
   telemetry: TelemetryQueries;
+  schedules: ScheduleService;
   metrics: HubMetrics;
   health: () => Promise<HealthResponse>;
   log: Logger;
@@ -146,6 +149,35 @@ export function buildHubApi(d: HubApiDeps): express.Express {
       energy_wh: Math.round(st.energy.energyWh * 1000) / 1000,
       relay_state: st.relayOn ?? r.relayOn,
     });
+  });
+
+  // --- schedules ---
+  app.get("/schedules", auth, (_req, res) => {
+    res.json(d.schedules.list());
+  });
+  app.get("/devices/:id/schedules", auth, (req, res) => {
+    const id = deviceId(req);
+    d.devices.state(id);
+    res.json(d.schedules.list(id));
+  });
+  app.post("/devices/:id/schedules", auth, ...body, (req, res) => {
+    const id = deviceId(req);
+    d.devices.state(id);
+    const created = d.schedules.create(id, validate(CreateScheduleRequest, req.body));
+    void d.schedules.reconcile(id, "edit");
+    res.status(201).location(`/schedules/${created.id}`).json(created);
+  });
+  app.get("/schedules/:sid", auth, (req, res) => {
+    res.json(d.schedules.get(String(req.params.sid)));
+  });
+  app.patch("/schedules/:sid", auth, ...body, (req, res) => {
+    const updated = d.schedules.update(String(req.params.sid), validate(UpdateScheduleRequest, req.body));
+    void d.schedules.reconcile(updated.device_id, "edit");
+    res.json(updated);
+  });
+  app.delete("/schedules/:sid", auth, (req, res) => {
+    d.schedules.remove(String(req.params.sid));
+    res.status(204).end();
   });
 
   // --- operations ---

@@ -6,6 +6,7 @@ import { CreateDeviceRequest, UpdateDeviceRequest, CommandRequest, CommandRespon
 import { TelemetryQuery, TelemetryResponse, LatestTelemetry } from "../../shared/schemas/telemetry.js";
 import { HealthResponse } from "../../shared/schemas/health.js";
 import { Problem } from "../../shared/schemas/common.js";
+import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
 
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: Problem } } });
@@ -78,6 +79,22 @@ export function buildOpenApi() {
       },
       "/devices/{id}/telemetry/latest": {
         get: { security: secured, requestParams: idParam, responses: { "200": json(LatestTelemetry, "latest reading"), ...errors } },
+      },
+      "/schedules": { get: { security: secured, summary: "Every schedule on the hub", responses: { "200": json(z.array(Schedule), "schedules"), "401": errors["401"] } } },
+      "/devices/{id}/schedules": {
+        get: { security: secured, requestParams: idParam, responses: { "200": json(z.array(Schedule), "the device's schedules"), ...errors } },
+        post: {
+          security: secured,
+          requestParams: idParam,
+          summary: "Weekly rule, time window or one-shot action, in the hub's time zone or its own",
+          requestBody: body(CreateScheduleRequest),
+          responses: { "201": json(Schedule, "created"), ...errors },
+        },
+      },
+      "/schedules/{sid}": {
+        get: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "200": json(Schedule, "schedule"), ...errors } },
+        patch: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, requestBody: body(UpdateScheduleRequest), responses: { "200": json(Schedule, "updated"), ...errors } },
+        delete: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "204": { description: "deleted" }, ...errors } },
       },
       "/health": { get: { responses: { "200": json(HealthResponse, "healthy or degraded"), "503": json(HealthResponse, "unhealthy") } } },
       "/metrics": { get: { summary: "Prometheus metrics", responses: { "200": { description: "text exposition format" } } } },

@@ -109,3 +109,31 @@ export const rollupCarry = sqliteTable("rollup_carry", {
   relay: integer("relay"),
   counterMwh: integer("counter_mwh"),
 });
+
+export const schedules = sqliteTable(
+  "schedules",
+  {
+    id: text("id").primaryKey(),
+    deviceId: text("device_id").notNull(),
+    type: text("type", { enum: ["weekly", "window", "once"] }).notNull(),
+    name: text("name"),
+    days: text("days"), // JSON array of ISO weekdays
+    at: text("at"),
+    from: text("from_time"),
+    to: text("to_time"),
+    action: text("action", { enum: ["on", "off"] }).notNull(),
+    timeZone: text("time_zone").notNull(),
+    enabled: integer("enabled", { mode: "boolean" }).notNull(),
+    reassertOnBoot: integer("reassert_on_boot", { mode: "boolean" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("schedules_device").on(t.deviceId)],
+);
+
+/** The last schedule edge applied to each device, so an edge is applied once (F10: no burst after a clock jump). */
+export const scheduleState = sqliteTable("schedule_state", {
+  deviceId: text("device_id").primaryKey(),
+  firedEdgeTs: integer("fired_edge_ts").notNull(),
+  /** Last manual switch (API or the plug's button): holds until the next edge. */
+  manualAt: integer("manual_at"),
+});

@@ -2,7 +2,7 @@
 // confirmed by the plug's own report of its new state. A repeated id never runs twice.
 import { randomUUID } from "node:crypto";
 import type { HubDb } from "../db/open-db.js";
-import type { HubBus } from "../bus.js";
+import type { HubBus, CommandSource } from "../bus.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { HubMetrics } from "../metrics.js";
@@ -55,7 +55,12 @@ export class CommandService {
   }
 
   /** Runs a command once; a known `commandId` returns the stored (or in-flight) result instead. */
-  execute(deviceId: string, command: CommandName, opts: { commandId?: string; timeoutMs?: number } = {}): Promise<CommandResponse> {
+  /** Whether a command for this device is waiting for the plug's confirmation. */
+  hasInFlight(deviceId: string): boolean {
+    return this.waiters.has(deviceId);
+  }
+
+  execute(deviceId: string, command: CommandName, opts: { commandId?: string; timeoutMs?: number; source?: CommandSource } = {}): Promise<CommandResponse> {
     const st = this.devices.state(deviceId); // 404 before anything is stored
     const commandId = opts.commandId ?? randomUUID();
     const running = this.inFlight.get(commandId);
@@ -63,7 +68,7 @@ export class CommandService {
     const stored = this.find.get(commandId) as Record<string, unknown> | undefined;
     if (stored) return Promise.resolve(this.storedResponse(stored, deviceId));
     // The entry stays until the result is committed (see complete), so a retry never runs it again.
-    const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs);
+    const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs, opts.source ?? "api");
     this.inFlight.set(commandId, p);
     return p;
   }
@@ -79,7 +84,7 @@ export class CommandService {
     };
   }
 
-  private async run(deviceId: string, command: CommandName, commandId: string, timeoutMs: number): Promise<CommandResponse> {
+  private async run(deviceId: string, command: CommandName, commandId: string, timeoutMs: number, source: CommandSource): Promise<CommandResponse> {
     const st = this.devices.state(deviceId);
     const createdAt = this.clock.now();
     // Written with the next group commit rather than by a synchronous fsync of its own, so a round trip
@@ -87,7 +92,7 @@ export class CommandService {
     this.committer.submit({ sql: "INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)", params: [commandId, deviceId, command, createdAt] }, (err) => {
       if (err) this.log.error({ err: err.message, commandId }, "command not recorded");
     });
-    if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn);
+    if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn, source);
 
     const target = command === "relay_on" ? true : command === "relay_off" ? false : !(st.relayOn ?? false);
     const adapter = this.devices.adapterFor(st.family);
@@ -103,9 +108,9 @@ export class CommandService {
     try {
       await this.send(adapter.encodeCommand(st, command, commandId, st.relayOn));
       const relayOn = await confirmed;
-      if (relayOn === null) return this.complete(deviceId, command, commandId, "timeout", st.relayOn);
-      if (relayOn === "failed") return this.complete(deviceId, command, commandId, "failed", st.relayOn);
-      return this.complete(deviceId, command, commandId, "confirmed", relayOn);
+      if (relayOn === null) return this.complete(deviceId, command, commandId, "timeout", st.relayOn, source);
+      if (relayOn === "failed") return this.complete(deviceId, command, commandId, "failed", st.relayOn, source);
+      return this.complete(deviceId, command, commandId, "confirmed", relayOn, source);
     } finally {
       clearTimeout(timer);
       set.delete(waiter);
@@ -113,7 +118,7 @@ export class CommandService {
     }
   }
 
-  private complete(deviceId: string, command: CommandName, commandId: string, status: CommandResponse["status"], relayOn: boolean | null): CommandResponse {
+  private complete(deviceId: string, command: CommandName, commandId: string, status: CommandResponse["status"], relayOn: boolean | null, source: CommandSource): CommandResponse {
     const at = this.clock.now();
     this.committer.submit(
       { sql: "UPDATE commands SET status = ?, relay_on = ?, completed_at = ? WHERE id = ?", params: [status, relayOn === null ? null : relayOn ? 1 : 0, at, commandId] },
@@ -124,7 +129,7 @@ export class CommandService {
     );
     this.metrics.commands.inc({ status });
     if (status !== "confirmed") this.log.info({ deviceId, commandId, command, status }, "command not confirmed");
-    this.bus.emit("commandCompleted", { deviceId, commandId, command, status, relayOn, at });
+    this.bus.emit("commandCompleted", { deviceId, commandId, command, status, relayOn, at, source });
     return { command_id: commandId, device_id: deviceId, command, status, relay_state: relayOn, timestamp: new Date(at).toISOString() };
   }
 }

@@ -22,6 +22,8 @@ export interface RuleSpec {
   action: "on" | "off";
   timeZone: string;
   enabled: boolean;
+  /** Edges before the rule existed do not count, except the start of a window that is still open. */
+  createdAt?: number;
 }
 
 const hm = (s: string) => ({ hour: Number(s.slice(0, 2)), minute: Number(s.slice(3, 5)) });
@@ -62,7 +64,7 @@ export function edgesBetween(rule: RuleSpec, from: number, to: number): Edge[] {
   if (rule.type === "once") {
     const d = DateTime.fromISO(rule.at!, { zone });
     const ts = fireInstant(d, { hour: d.hour, minute: d.minute, second: d.second }, zone);
-    if (ts >= from && ts <= to) out.push({ ts, action: rule.action, scheduleId: rule.id });
+    if (ts >= from && ts <= to && ts >= (rule.createdAt ?? -Infinity)) out.push({ ts, action: rule.action, scheduleId: rule.id });
     return out;
   }
   // Local dates from a day before `from` to a day after `to`, so windows crossing midnight are covered.
@@ -76,13 +78,14 @@ export function edgesBetween(rule: RuleSpec, from: number, to: number): Edge[] {
         const f = hm(rule.from!);
         const t = hm(rule.to!);
         const endDay = t.hour * 60 + t.minute <= f.hour * 60 + f.minute ? day.plus({ days: 1 }) : day;
-        out.push({ ts: fireInstant(day, f, zone), action: rule.action, scheduleId: rule.id });
-        out.push({ ts: fireInstant(endDay, t, zone), action: opposite, scheduleId: rule.id });
+        const end = fireInstant(endDay, t, zone);
+        if (end >= (rule.createdAt ?? -Infinity)) out.push({ ts: fireInstant(day, f, zone), action: rule.action, scheduleId: rule.id }, { ts: end, action: opposite, scheduleId: rule.id });
       }
     }
     day = day.plus({ days: 1 });
   }
-  return out.filter((e) => e.ts >= from && e.ts <= to).sort((a, b) => a.ts - b.ts);
+  const born = rule.type === "window" ? -Infinity : (rule.createdAt ?? -Infinity);
+  return out.filter((e) => e.ts >= from && e.ts <= to && e.ts >= born).sort((a, b) => a.ts - b.ts);
 }
 
 /** How far back the latest edge is looked for: a weekly rule has one at least every 7 days. */
