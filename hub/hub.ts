@@ -21,6 +21,7 @@ import { Poller } from "./devices/poller.js";
 import { RollupService } from "./rollups/rollup-service.js";
 import { RetentionService } from "./rollups/retention.js";
 import { ScheduleService } from "./schedules/schedule-service.js";
+import { EnergyReports } from "./energy/energy-report.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -146,7 +147,8 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     };
   }
 
-  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, metrics, health, log, clock });
+  const energy = new EnergyReports(db, telemetry, config.timeZone);
+  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

@@ -15,6 +15,8 @@ import type { CommandService } from "../devices/command-service.js";
 import type { TelemetryQueries } from "../telemetry/telemetry-query.js";
 import type { ScheduleService } from "../schedules/schedule-service.js";
 import { CreateScheduleRequest, UpdateScheduleRequest } from "../../shared/schemas/schedules.js";
+import { EnergyQuery, Tariff } from "../../shared/schemas/energy.js";
+import type { EnergyReports } from "../energy/energy-report.js";
 import type { HubMetrics } from "../metrics.js";
 import type { HealthResponse } from "../../shared/schemas/health.js";
 import { jsonBody, notFound, problemHandler, validate } from "./http.js";
@@ -26,6 +28,7 @@ export interface HubApiDeps {
   commands: CommandService;
   telemetry: TelemetryQueries;
   schedules: ScheduleService;
+  energy: EnergyReports;
   metrics: HubMetrics;
   health: () => Promise<HealthResponse>;
   log: Logger;
@@ -149,6 +152,23 @@ export function buildHubApi(d: HubApiDeps): express.Express {
       energy_wh: Math.round(st.energy.energyWh * 1000) / 1000,
       relay_state: st.relayOn ?? r.relayOn,
     });
+  });
+
+  // --- energy and cost ---
+  app.get("/tariff", auth, (_req, res) => {
+    const t = d.energy.tariff();
+    if (!t) throw new NotFoundError("no tariff is set; PUT /tariff to set one");
+    res.json(t);
+  });
+  app.put("/tariff", auth, ownerOnly, ...body, (req, res) => {
+    res.json(d.energy.setTariff(validate(Tariff, req.body)));
+  });
+  app.get("/devices/:id/energy", auth, (req, res) => {
+    const st = d.devices.state(deviceId(req));
+    const q = validate(EnergyQuery, req.query);
+    const end = q.end ? Date.parse(q.end) : d.clock.now();
+    const start = q.start ? Date.parse(q.start) : end - (q.period === "day" ? 7 : q.period === "week" ? 28 : 365) * 86_400_000;
+    res.json(d.energy.report(st.deviceId, st.idx, q.period, start, end));
   });
 
   // --- schedules ---

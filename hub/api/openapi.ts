@@ -7,6 +7,7 @@ import { TelemetryQuery, TelemetryResponse, LatestTelemetry } from "../../shared
 import { HealthResponse } from "../../shared/schemas/health.js";
 import { Problem } from "../../shared/schemas/common.js";
 import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
+import { Tariff, EnergyQuery, EnergyResponse } from "../../shared/schemas/energy.js";
 
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: Problem } } });
@@ -95,6 +96,18 @@ export function buildOpenApi() {
         get: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "200": json(Schedule, "schedule"), ...errors } },
         patch: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, requestBody: body(UpdateScheduleRequest), responses: { "200": json(Schedule, "updated"), ...errors } },
         delete: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "204": { description: "deleted" }, ...errors } },
+      },
+      "/tariff": {
+        get: { security: secured, responses: { "200": json(Tariff, "the hub's tariff"), "404": problem("no tariff set") } },
+        put: { security: secured, summary: "Flat or time-of-use (whole-hour windows)", requestBody: body(Tariff), responses: { "200": json(Tariff, "saved"), ...errors } },
+      },
+      "/devices/{id}/energy": {
+        get: {
+          security: secured,
+          requestParams: { ...idParam, query: EnergyQuery },
+          summary: "kWh and cost per local day, ISO week or month (default: the last 7 days / 4 weeks / 12 months)",
+          responses: { "200": json(EnergyResponse, "energy and cost"), ...errors },
+        },
       },
       "/health": { get: { responses: { "200": json(HealthResponse, "healthy or degraded"), "503": json(HealthResponse, "unhealthy") } } },
       "/metrics": { get: { summary: "Prometheus metrics", responses: { "200": { description: "text exposition format" } } } },

@@ -79,9 +79,11 @@ export class GroupCommitter {
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.intervalMs);
   }
 
-  /** The same as submit, as a promise of the changes. */
-  write(ops: WriteOp | WriteOp[]): Promise<number[]> {
-    return new Promise((resolve, reject) => this.submit(ops, (err, changes) => (err ? reject(err) : resolve(changes))));
+  /** The same as submit, as a promise of the changes; `now` sends the batch without waiting for the window. */
+  write(ops: WriteOp | WriteOp[], opts: { now?: boolean } = {}): Promise<number[]> {
+    const p = new Promise<number[]>((resolve, reject) => this.submit(ops, (err, changes) => (err ? reject(err) : resolve(changes))));
+    if (opts.now) this.flush();
+    return p;
   }
 
   /** Sends what is queued to the writer now (or as soon as the batch in flight is committed). */

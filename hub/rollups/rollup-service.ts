@@ -118,7 +118,7 @@ export class RollupService {
     this.running = true;
     try {
       const target = Math.floor((this.clock.now() - this.opts.graceMs) / MINUTE) * MINUTE;
-      while (this.until1m < target) await this.rollMinute(this.until1m);
+      while (this.until1m < target) await this.rollMinute(this.until1m, target);
       for (const [device, from] of [...this.dirty]) {
         await this.recomputeDevice(device, from);
         // A reading that arrived while re-folding marked it again (earlier or not): keep that mark.
@@ -137,9 +137,14 @@ export class RollupService {
     }
   }
 
-  private async rollMinute(start: number): Promise<void> {
+  private async rollMinute(start: number, target: number): Promise<void> {
     const end = start + MINUTE;
     const rows = this.q.raw.all(start, end) as RawRow[];
+    if (rows.length === 0 && end < target) {
+      // Nothing to fold: move on without a write; the watermark is saved with the next minute that has data.
+      this.until1m = end;
+      return;
+    }
     const devices = new Set(rows.map((r) => r.device));
     // Fold on a copy: the live carry changes only once the minute is committed.
     const carry = new Map([...devices].flatMap((d) => (this.carry.has(d) ? [[d, { ...this.carry.get(d)! }] as const] : [])));
@@ -147,7 +152,7 @@ export class RollupService {
     const ops: WriteOp[] = [...buckets.values()].map((b) => putOp("rollup_1m", b));
     for (const d of devices) ops.push(carryOp(d, carry.get(d)!));
     ops.push(metaOp("rollup_1m_until", end));
-    await this.committer.write(ops);
+    await this.committer.write(ops, { now: true });
     for (const d of devices) {
       this.carry.set(d, carry.get(d)!);
       this.remember(d, start, carry.get(d)!);
@@ -190,7 +195,7 @@ export class RollupService {
     if (hourFrom < this.until1h) ops.push(...this.recoarsen("1h", device, hourFrom, this.until1h, from, until, minutes, (ts) => Math.floor(ts / HOUR) * HOUR));
     const dayFrom = startOfLocalDay(from, this.opts.timeZone);
     if (dayFrom < this.until1d) ops.push(...this.recoarsen("1d", device, dayFrom, this.until1d, from, until, minutes, (ts) => startOfLocalDay(ts, this.opts.timeZone)));
-    await this.committer.write(ops);
+    await this.committer.write(ops, { now: true });
     const h = this.history.get(device);
     if (h) while (h.length > 0 && h[h.length - 1]!.minute >= from) h.pop();
     for (const r of remembered) this.remember(device, r.minute, r.carry);
@@ -217,7 +222,7 @@ export class RollupService {
       if (!b) out.set(m.device, (b = emptyBucket(start, m.device)));
       mergeInto(b, m);
     }
-    await this.committer.write([...[...out.values()].map((b) => putOp(level === "1h" ? "rollup_1h" : "rollup_1d", b)), metaOp(`rollup_${level}_until`, end)]);
+    await this.committer.write([...[...out.values()].map((b) => putOp(level === "1h" ? "rollup_1h" : "rollup_1d", b)), metaOp(`rollup_${level}_until`, end)], { now: true });
     if (level === "1h") this.until1h = end;
     else this.until1d = end;
   }

@@ -4,3 +4,4 @@ export * from "./devices.js";
 export * from "./telemetry.js";
 export * from "./health.js";
 export * from "./schedules.js";
+export * from "./energy.js";

@@ -1,0 +1,81 @@
+// Energy and cost per device per day/week/month (issue 4 §5), from the same hourly rollups as telemetry:
+// each hour's Wh is priced at the tariff in force at that local hour (windows are whole hours, so exact).
+import { DateTime } from "luxon";
+import type { HubDb } from "../db/open-db.js";
+import { getMeta, setMeta } from "../db/open-db.js";
+import type { TelemetryQueries } from "../telemetry/telemetry-query.js";
+import type { Tariff } from "../../shared/schemas/energy.js";
+import { ValidationError } from "../../shared/problem.js";
+
+export type Period = "day" | "week" | "month";
+const MAX_PERIODS = 400;
+
+export function priceAt(tariff: Tariff, local: DateTime): number {
+  if (tariff.type === "flat") return tariff.price_per_kwh;
+  const minute = local.hour * 60 + local.minute;
+  for (const w of tariff.windows) {
+    if (!w.days.includes(local.weekday)) continue;
+    const from = Number(w.from.slice(0, 2)) * 60;
+    const to = Number(w.to.slice(0, 2)) * 60;
+    const inside = from <= to ? minute >= from && minute < to : minute >= from || minute < to;
+    if (inside) return w.price_per_kwh;
+  }
+  return tariff.default_price_per_kwh;
+}
+
+export class EnergyReports {
+  constructor(
+    private readonly db: HubDb,
+    private readonly telemetry: TelemetryQueries,
+    private readonly timeZone: string,
+  ) {}
+
+  tariff(): Tariff | null {
+    const raw = getMeta(this.db, "tariff");
+    return raw ? (JSON.parse(raw) as Tariff) : null;
+  }
+
+  setTariff(t: Tariff): Tariff {
+    setMeta(this.db, "tariff", JSON.stringify(t));
+    return t;
+  }
+
+  report(deviceId: string, deviceIdx: number, period: Period, startMs: number, endMs: number) {
+    const zone = this.timeZone;
+    const unit = period === "day" ? "day" : period === "week" ? "week" : "month";
+    let cursor = DateTime.fromMillis(startMs, { zone }).startOf(unit);
+    const end = DateTime.fromMillis(endMs, { zone });
+    const bounds: [DateTime, DateTime][] = [];
+    while (cursor < end) {
+      const next = cursor.plus({ [`${unit}s`]: 1 });
+      bounds.push([cursor, next]);
+      if (bounds.length > MAX_PERIODS) throw new ValidationError(`more than ${MAX_PERIODS} ${period}s in range; use a longer period or a shorter range`);
+      cursor = next;
+    }
+    if (bounds.length === 0) throw new ValidationError("'end' must be after 'start'");
+    const tariff = this.tariff();
+    const hours = this.telemetry.query(deviceIdx, bounds[0]![0].toMillis(), bounds[bounds.length - 1]![1].toMillis(), "1h", ["energy"]);
+    const data = bounds.map(([a, b]) => ({ start: a.toMillis(), end: b.toMillis(), wh: 0, cost: 0 }));
+    let i = 0;
+    for (const h of hours) {
+      const ts = Date.parse(h.timestamp);
+      while (i < data.length && ts >= data[i]!.end) i++;
+      const d = data[i];
+      if (!d) break;
+      const wh = h.energy_wh ?? 0;
+      d.wh += wh;
+      if (tariff) d.cost += (wh / 1000) * priceAt(tariff, DateTime.fromMillis(ts, { zone }));
+    }
+    const r3 = (v: number) => Math.round(v * 1000) / 1000;
+    const r4 = (v: number) => Math.round(v * 10000) / 10000;
+    return {
+      device_id: deviceId,
+      period,
+      time_zone: zone,
+      currency: tariff?.currency ?? null,
+      data: data.map((d) => ({ start: new Date(d.start).toISOString(), end: new Date(d.end).toISOString(), energy_kwh: r3(d.wh / 1000), cost: tariff ? r4(d.cost) : null })),
+      total_kwh: r3(data.reduce((n, d) => n + d.wh, 0) / 1000),
+      total_cost: tariff ? r4(data.reduce((n, d) => n + d.cost, 0)) : null,
+    };
+  }
+}
