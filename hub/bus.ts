@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { PlugFamily } from "../shared/schemas/devices.js";
+import type { Alert } from "../shared/schemas/alerts.js";
 
 /** Who asked for a command: a person through the local API, a schedule, or the cloud. */
 export type CommandSource = "api" | "schedule" | "cloud";
@@ -28,6 +29,7 @@ export interface HubEvents {
   relayChanged: [{ deviceId: string; relayOn: boolean; at: number }];
   commandCompleted: [{ deviceId: string; commandId: string; command: string; status: string; relayOn: boolean | null; at: number; source: CommandSource }];
   deviceRemoved: [{ deviceId: string }];
+  alertChanged: [{ alert: Alert }];
   deviceAdded: [{ deviceId: string; family: PlugFamily }];
 }
 

@@ -22,6 +22,7 @@ import { RollupService } from "./rollups/rollup-service.js";
 import { RetentionService } from "./rollups/retention.js";
 import { ScheduleService } from "./schedules/schedule-service.js";
 import { EnergyReports } from "./energy/energy-report.js";
+import { AlertService } from "./alerts/alert-service.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -52,6 +53,7 @@ export interface Hub {
   readonly rollups: RollupService;
   readonly retention: RetentionService;
   readonly schedules: ScheduleService;
+  readonly alerts: AlertService;
   close(): Promise<void>;
 }
 
@@ -148,7 +150,9 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   }
 
   const energy = new EnergyReports(db, telemetry, config.timeZone);
-  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, metrics, health, log, clock });
+  const alerts = new AlertService(db, devices, bus, metrics, clock, log);
+  alerts.start();
+  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, alerts, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -172,11 +176,13 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     rollups,
     retention,
     schedules,
+    alerts,
     close() {
       closing ??= (async () => {
         live.close();
         poller.close();
         schedules.close();
+        alerts.close();
         rollups.close();
         retention.close();
         await new Promise<void>((resolve) => {

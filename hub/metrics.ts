@@ -18,6 +18,7 @@ export function createHubMetrics() {
     commands: new Counter({ name: "hub_commands_total", help: "relay commands, by final status", labelNames: ["status"], registers: [registry] }),
     securityEvents: new Counter({ name: "hub_security_events_total", help: "denied MQTT actions, by kind", labelNames: ["kind"], registers: [registry] }),
     wsClients: new Gauge({ name: "hub_ws_clients", help: "connected WebSocket clients", registers: [registry] }),
+    alerts: new Counter({ name: "hub_alerts_total", help: "alerts raised, by kind", labelNames: ["kind"], registers: [registry] }),
     httpRequests: new Counter({ name: "hub_http_requests_total", help: "HTTP requests, by status class", labelNames: ["status"], registers: [registry] }),
   };
   return m;

@@ -17,6 +17,8 @@ import type { ScheduleService } from "../schedules/schedule-service.js";
 import { CreateScheduleRequest, UpdateScheduleRequest } from "../../shared/schemas/schedules.js";
 import { EnergyQuery, Tariff } from "../../shared/schemas/energy.js";
 import type { EnergyReports } from "../energy/energy-report.js";
+import type { AlertService } from "../alerts/alert-service.js";
+import { AlertQuery, AlertSettings } from "../../shared/schemas/alerts.js";
 import type { HubMetrics } from "../metrics.js";
 import type { HealthResponse } from "../../shared/schemas/health.js";
 import { jsonBody, notFound, problemHandler, validate } from "./http.js";
@@ -29,6 +31,7 @@ export interface HubApiDeps {
   telemetry: TelemetryQueries;
   schedules: ScheduleService;
   energy: EnergyReports;
+  alerts: AlertService;
   metrics: HubMetrics;
   health: () => Promise<HealthResponse>;
   log: Logger;
@@ -169,6 +172,25 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     const end = q.end ? Date.parse(q.end) : d.clock.now();
     const start = q.start ? Date.parse(q.start) : end - (q.period === "day" ? 7 : q.period === "week" ? 28 : 365) * 86_400_000;
     res.json(d.energy.report(st.deviceId, st.idx, q.period, start, end));
+  });
+
+  // --- alerts ---
+  app.get("/alerts", auth, (req, res) => {
+    const q = validate(AlertQuery, req.query);
+    res.json(d.alerts.list({ active: q.active === undefined ? undefined : q.active === "true", deviceId: q.device_id, limit: q.limit }));
+  });
+  app.post("/alerts/:aid/ack", auth, (req, res) => {
+    res.json(d.alerts.acknowledge(String(req.params.aid)));
+  });
+  app.get("/devices/:id/alert-settings", auth, (req, res) => {
+    const id = deviceId(req);
+    d.devices.state(id);
+    res.json(d.alerts.settings(id));
+  });
+  app.put("/devices/:id/alert-settings", auth, ownerOnly, ...body, (req, res) => {
+    const id = deviceId(req);
+    d.devices.state(id);
+    res.json(d.alerts.setSettings(id, validate(AlertSettings, req.body)));
   });
 
   // --- schedules ---

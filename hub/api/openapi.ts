@@ -8,6 +8,7 @@ import { HealthResponse } from "../../shared/schemas/health.js";
 import { Problem } from "../../shared/schemas/common.js";
 import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
 import { Tariff, EnergyQuery, EnergyResponse } from "../../shared/schemas/energy.js";
+import { Alert, AlertQuery, AlertSettings } from "../../shared/schemas/alerts.js";
 
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: Problem } } });
@@ -96,6 +97,12 @@ export function buildOpenApi() {
         get: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "200": json(Schedule, "schedule"), ...errors } },
         patch: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, requestBody: body(UpdateScheduleRequest), responses: { "200": json(Schedule, "updated"), ...errors } },
         delete: { security: secured, requestParams: { path: z.object({ sid: z.string() }) }, responses: { "204": { description: "deleted" }, ...errors } },
+      },
+      "/alerts": { get: { security: secured, requestParams: { query: AlertQuery }, summary: "Newest first", responses: { "200": json(z.array(Alert), "alerts"), ...errors } } },
+      "/alerts/{aid}/ack": { post: { security: secured, requestParams: { path: z.object({ aid: z.string() }) }, responses: { "200": json(Alert, "acknowledged"), ...errors } } },
+      "/devices/{id}/alert-settings": {
+        get: { security: secured, requestParams: idParam, responses: { "200": json(AlertSettings, "settings"), ...errors } },
+        put: { security: secured, requestParams: idParam, requestBody: body(AlertSettings), responses: { "200": json(AlertSettings, "saved"), ...errors } },
       },
       "/tariff": {
         get: { security: secured, responses: { "200": json(Tariff, "the hub's tariff"), "404": problem("no tariff set") } },

@@ -127,6 +127,11 @@ export function attachLiveSocket(
   d.bus.on("commandCompleted", (c) =>
     fanout(c.deviceId, { type: "command_result", command_id: c.commandId, device_id: c.deviceId, command: c.command, status: c.status, relay_state: c.relayOn, timestamp: new Date(c.at).toISOString() }),
   );
+  d.bus.on("alertChanged", ({ alert }) => {
+    const frame = { type: "alert", ...alert };
+    if (alert.device_id) fanout(alert.device_id, frame);
+    else for (const s of sessions) send(s, JSON.stringify(frame)); // hub-wide alerts (storage) go to everyone
+  });
   d.bus.on("deviceRemoved", ({ deviceId }) => {
     fanout(deviceId, { type: "removed", device_id: deviceId });
     for (const s of sessions) s.devices.delete(deviceId);

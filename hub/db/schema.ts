@@ -137,3 +137,26 @@ export const scheduleState = sqliteTable("schedule_state", {
   /** Last manual switch (API or the plug's button): holds until the next edge. */
   manualAt: integer("manual_at"),
 });
+
+export const alerts = sqliteTable(
+  "alerts",
+  {
+    id: text("id").primaryKey(),
+    deviceId: text("device_id"),
+    kind: text("kind").notNull(),
+    message: text("message").notNull(),
+    details: text("details"),
+    startedAt: integer("started_at").notNull(),
+    resolvedAt: integer("resolved_at"),
+    acknowledgedAt: integer("acknowledged_at"),
+  },
+  (t) => [index("alerts_started").on(t.startedAt)],
+);
+
+export const alertSettings = sqliteTable("alert_settings", {
+  deviceId: text("device_id").primaryKey(),
+  offlineGraceS: integer("offline_grace_s"),
+  powerAboveW: real("power_above_w"),
+  finishedAboveW: real("finished_above_w"),
+  finishedIdleMin: integer("finished_idle_min"),
+});

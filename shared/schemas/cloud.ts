@@ -4,6 +4,7 @@ import { z } from "zod";
 import { IsoTime } from "./common.js";
 import { CreateDeviceRequest, CommandName } from "./devices.js";
 import { Email, Password } from "./auth.js";
+import { isValidTimeZone } from "../time-zone.js";
 
 export const HubId = z.uuid().meta({ description: "hub id, assigned by the cloud at registration" });
 
@@ -12,6 +13,7 @@ export const RegisterHubRequest = z
     name: z.string().trim().min(1).max(100).default("Smart plug hub"),
     mqtt_host: z.string().min(1).max(253).meta({ description: "the broker host plugs on the hub's LAN use (the hub's HUB_PUBLIC_HOST)" }),
     mqtt_port: z.number().int().min(1).max(65535),
+    time_zone: z.string().refine(isValidTimeZone, "an IANA time zone such as Europe/Berlin").default("UTC").meta({ description: "the hub's HUB_TIME_ZONE: energy periods and tariff hours are local to it" }),
   })
   .meta({ id: "RegisterHubRequest" });
 export type RegisterHubRequest = z.infer<typeof RegisterHubRequest>;
@@ -45,6 +47,7 @@ export const Hub = z
     link: z.enum(["connected", "disconnected"]),
     last_seen: z.string().nullable(),
     device_count: z.number().int(),
+    time_zone: z.string(),
     created_at: z.string(),
     claimed_at: z.string().nullable(),
   })

@@ -5,3 +5,4 @@ export * from "./telemetry.js";
 export * from "./health.js";
 export * from "./schedules.js";
 export * from "./energy.js";
+export * from "./alerts.js";
