@@ -28,6 +28,8 @@ export const HubEnv = z.object({
   HUB_RETENTION_1H_DAYS: positive.default(365),
   HUB_RETENTION_1D_DAYS: positive.default(1825),
   HUB_ROLLUP_INTERVAL_MS: positive.default(10_000),
+  HUB_DISK_BUDGET_MB: positive.default(256),
+  HUB_DISK_RESERVE_MB: positive.default(64),
   HUB_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(5000),
   HUB_ACCESS_TOKEN_TTL_S: positive.min(60).max(86_400).default(900),
   HUB_REFRESH_TOKEN_TTL_S: positive.min(7 * 86_400).default(30 * 86_400),
@@ -59,6 +61,7 @@ export interface HubConfig {
   /** The hub's IANA time zone: local days for daily rollups, tariffs and schedules. */
   timeZone: string;
   rollupIntervalMs: number;
+  storage: { budgetBytes: number; reserveBytes: number };
   retention: { rawMs: number; minuteMs: number; hourMs: number; dayMs: number };
   /** Power is not integrated across gaps longer than this (PROTOCOLS.md §5). */
   maxEnergyGapMs: number;
@@ -95,6 +98,7 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     pollIntervalMs: e.HUB_POLL_INTERVAL_MS,
     timeZone: e.HUB_TIMEZONE,
     rollupIntervalMs: e.HUB_ROLLUP_INTERVAL_MS,
+    storage: { budgetBytes: e.HUB_DISK_BUDGET_MB * 1024 * 1024, reserveBytes: e.HUB_DISK_RESERVE_MB * 1024 * 1024 },
     retention: {
       rawMs: e.HUB_RETENTION_RAW_DAYS * 86_400_000,
       minuteMs: e.HUB_RETENTION_1M_DAYS * 86_400_000,

@@ -23,6 +23,7 @@ import { RetentionService } from "./rollups/retention.js";
 import { ScheduleService } from "./schedules/schedule-service.js";
 import { EnergyReports } from "./energy/energy-report.js";
 import { AlertService } from "./alerts/alert-service.js";
+import { StorageGuard } from "./db/storage-guard.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -54,6 +55,7 @@ export interface Hub {
   readonly retention: RetentionService;
   readonly schedules: ScheduleService;
   readonly alerts: AlertService;
+  readonly storage: StorageGuard;
   close(): Promise<void>;
 }
 
@@ -130,13 +132,17 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     const all = devices.list();
     const components: HealthResponse["components"] = {
       database: {
-        status: dbError ? "unhealthy" : db.integrityAfterCrash && db.integrityAfterCrash !== "ok" ? "degraded" : "healthy",
+        status: dbError || storage.full ? "unhealthy" : db.integrityAfterCrash && db.integrityAfterCrash !== "ok" ? "degraded" : "healthy",
         size_bytes: sizeBytes,
+        used_bytes: storage.usedBytes,
+        budget_bytes: config.storage.budgetBytes,
+        disk_free_bytes: Number.isFinite(storage.freeBytes) ? storage.freeBytes : null,
+        storage_full: storage.reason,
         last_error: dbError?.message ?? null,
         integrity_after_unclean_shutdown: db.integrityAfterCrash,
       },
       mqtt: { status: "healthy", port: mqtt.port, clients: (await metrics.mqttClients.get()).values[0]?.value ?? 0, refused },
-      ingest: { status: dbError ? "unhealthy" : "healthy", pending: committer.pending, dropped, shed },
+      ingest: { status: dbError || storage.full ? "unhealthy" : "healthy", pending: committer.pending, dropped, shed },
       devices: { status: "healthy", paired: all.length, online: all.filter((d) => d.status === "online").length },
     };
     const statuses = Object.values(components).map((c) => c.status);
@@ -152,6 +158,8 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   const energy = new EnergyReports(db, telemetry, config.timeZone);
   const alerts = new AlertService(db, devices, bus, metrics, clock, log);
   alerts.start();
+  const storage = new StorageGuard(db, committer, alerts, log, { ...config.storage, intervalMs: 5000 });
+  storage.start();
   const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, alerts, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
@@ -177,12 +185,14 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     retention,
     schedules,
     alerts,
+    storage,
     close() {
       closing ??= (async () => {
         live.close();
         poller.close();
         schedules.close();
         alerts.close();
+        storage.close();
         rollups.close();
         retention.close();
         await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@
 import { loadHubConfig, ConfigError } from "./config.js";
 import { createLogger } from "../shared/logger.js";
 import { startHub } from "./hub.js";
+import { backupHubDb } from "./db/backup.js";
 
 async function main() {
   let config;
@@ -13,6 +14,16 @@ async function main() {
       process.exit(1);
     }
     throw err;
+  }
+  if (process.argv[2] === "backup") {
+    const target = process.argv[3];
+    if (!target) {
+      console.error("usage: npm run hub -- backup FILE");
+      process.exit(2);
+    }
+    const r = await backupHubDb(config.dataDir, target);
+    console.log(`backup written to ${target}: ${r.bytes} bytes, ${r.readings} raw readings, integrity ok`);
+    return;
   }
   const log = createLogger({ app: "hub", level: config.logLevel });
   const hub = await startHub(config, { log });

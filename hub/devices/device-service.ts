@@ -280,7 +280,7 @@ export class DeviceService {
         }
       }
       done(err);
-    });
+    }, { ingest: true });
   }
 
   private applyStored(st: DeviceState, r: Reading, live: boolean) {

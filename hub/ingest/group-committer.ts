@@ -48,6 +48,8 @@ export class GroupCommitter {
   private drainWaiters: (() => void)[] = [];
   /** Set while the last commit failed (disk full, I/O error); cleared by the next success. */
   lastError: Error | null = null;
+  /** While set (storage full), writes submitted as `ingest` are refused at once with this reason. */
+  refuseIngest: string | null = null;
 
   constructor(
     private readonly opts: GroupCommitterOptions,
@@ -70,9 +72,13 @@ export class GroupCommitter {
     return this.queuedOps + (this.inFlight?.items.reduce((n, p) => n + p.ops.length, 0) ?? 0);
   }
 
-  submit(ops: WriteOp | WriteOp[], done: WriteDone): void {
+  submit(ops: WriteOp | WriteOp[], done: WriteDone, opts: { ingest?: boolean } = {}): void {
     const list = Array.isArray(ops) ? ops : [ops];
     if (this.closed) return done(new Error("hub is shutting down"), []);
+    if (opts.ingest && this.refuseIngest) {
+      this.metrics.dropped.inc({ reason: "storage_full" });
+      return done(new StorageError(this.refuseIngest, "STORAGE_FULL"), []);
+    }
     this.queue.push({ ops: list, done });
     this.queuedOps += list.length;
     if (this.queuedOps >= this.opts.maxBatch) this.flush();

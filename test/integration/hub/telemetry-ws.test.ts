@@ -160,7 +160,16 @@ describe("operations endpoints", () => {
       version: "0.1.0",
       uptime_s: expect.any(Number),
       components: {
-        database: { status: "healthy", size_bytes: expect.any(Number), last_error: null, integrity_after_unclean_shutdown: null },
+        database: {
+          status: "healthy",
+          size_bytes: expect.any(Number),
+          used_bytes: expect.any(Number),
+          budget_bytes: 256 * 1024 * 1024,
+          disk_free_bytes: expect.any(Number),
+          storage_full: null,
+          last_error: null,
+          integrity_after_unclean_shutdown: null,
+        },
         mqtt: { status: "healthy", port: t.hub.mqttPort, clients: 0, refused: {} },
         ingest: { status: "healthy", pending: 0, dropped: {}, shed: {} },
         devices: { status: "healthy", paired: 0, online: 0 },
