@@ -28,6 +28,7 @@ export const HubEnv = z.object({
   HUB_RETENTION_1H_DAYS: positive.default(365),
   HUB_RETENTION_1D_DAYS: positive.default(1825),
   HUB_ROLLUP_INTERVAL_MS: positive.default(10_000),
+  HUB_SNTP_PORT: z.union([z.literal("off"), port]).default(123),
   HUB_DISK_BUDGET_MB: positive.default(256),
   HUB_DISK_RESERVE_MB: positive.default(64),
   HUB_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(5000),
@@ -62,6 +63,8 @@ export interface HubConfig {
   timeZone: string;
   rollupIntervalMs: number;
   storage: { budgetBytes: number; reserveBytes: number };
+  /** UDP port of the LAN time server, or null when off. */
+  sntpPort: number | null;
   retention: { rawMs: number; minuteMs: number; hourMs: number; dayMs: number };
   /** Power is not integrated across gaps longer than this (PROTOCOLS.md §5). */
   maxEnergyGapMs: number;
@@ -98,6 +101,7 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     pollIntervalMs: e.HUB_POLL_INTERVAL_MS,
     timeZone: e.HUB_TIMEZONE,
     rollupIntervalMs: e.HUB_ROLLUP_INTERVAL_MS,
+    sntpPort: e.HUB_SNTP_PORT === "off" ? null : e.HUB_SNTP_PORT,
     storage: { budgetBytes: e.HUB_DISK_BUDGET_MB * 1024 * 1024, reserveBytes: e.HUB_DISK_RESERVE_MB * 1024 * 1024 },
     retention: {
       rawMs: e.HUB_RETENTION_RAW_DAYS * 86_400_000,

@@ -24,6 +24,7 @@ import { ScheduleService } from "./schedules/schedule-service.js";
 import { EnergyReports } from "./energy/energy-report.js";
 import { AlertService } from "./alerts/alert-service.js";
 import { StorageGuard } from "./db/storage-guard.js";
+import { startSntpServer, type SntpServer } from "./time/sntp-server.js";
 import { TokenService } from "./accounts/token-service.js";
 import { AccountService } from "./accounts/account-service.js";
 import { TelemetryQueries } from "./telemetry/telemetry-query.js";
@@ -56,6 +57,7 @@ export interface Hub {
   readonly schedules: ScheduleService;
   readonly alerts: AlertService;
   readonly storage: StorageGuard;
+  readonly sntp: SntpServer | null;
   close(): Promise<void>;
 }
 
@@ -160,6 +162,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   alerts.start();
   const storage = new StorageGuard(db, committer, alerts, log, { ...config.storage, intervalMs: 5000 });
   storage.start();
+  const sntp = config.sntpPort === null ? null : await startSntpServer({ host: config.mqtt.host, port: config.sntpPort }, clock, log);
   const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, alerts, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
@@ -186,6 +189,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     schedules,
     alerts,
     storage,
+    sntp,
     close() {
       closing ??= (async () => {
         live.close();
@@ -193,6 +197,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
         schedules.close();
         alerts.close();
         storage.close();
+        await sntp?.close();
         rollups.close();
         retention.close();
         await new Promise<void>((resolve) => {

@@ -41,6 +41,7 @@ export async function startTestHub(opts: { env?: Record<string, string>; dataDir
       HUB_MQTT_PORT: "0",
       HUB_PUBLIC_HOST: "127.0.0.1",
       HUB_COMMAND_TIMEOUT_MS: "1500",
+      HUB_SNTP_PORT: "off",
       ...opts.env,
       ...env,
     });
