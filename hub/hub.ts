@@ -112,7 +112,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   poller.start();
   const rollups = new RollupService(db, committer, devices, bus, clock, log, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone, graceMs: 5000, intervalMs: config.rollupIntervalMs });
   rollups.start();
-  const retention = new RetentionService(db, committer, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceMs: 60_000 });
+  const retention = new RetentionService(db, committer, rollups, clock, log, { ...config.retention, intervalMs: 60_000, sliceRows: 5000 });
   retention.start();
   const schedules = new ScheduleService(db, committer, devices, commands, bus, clock, log, { timeZone: config.timeZone, timers: o.scheduleTimers ?? true });
   schedules.start();

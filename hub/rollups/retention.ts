@@ -12,8 +12,8 @@ export interface RetentionOptions {
   hourMs: number;
   dayMs: number;
   intervalMs: number;
-  /** Largest time slice one delete covers (keeps each transaction short), ms. */
-  sliceMs: number;
+  /** Most rows one delete removes (keeps each transaction short). */
+  sliceRows: number;
 }
 
 export const DAY = 86_400_000;
@@ -62,15 +62,22 @@ export class RetentionService {
     }
   }
 
-  /** Deletes rows older than `cutoff` oldest-first, one short slice per transaction. */
+  /** Deletes rows older than `cutoff` oldest-first, at most `sliceRows` per transaction (the key is time-first). */
   private async purgeByTime(table: string, col: string, cutoff: number): Promise<number> {
-    const oldest = this.db.sqlite.prepare(`SELECT ${col} AS t FROM ${table} ORDER BY ${col} LIMIT 1`);
+    const nth = this.db.sqlite.prepare(`SELECT ${col} AS t FROM ${table} WHERE ${col} < ? ORDER BY ${col} LIMIT 1 OFFSET ?`);
+    const any = this.db.sqlite.prepare(`SELECT 1 FROM ${table} WHERE ${col} < ? LIMIT 1`);
     let total = 0;
-    for (;;) {
-      const o = (oldest.get() as { t: number } | undefined)?.t;
-      if (o === undefined || o >= cutoff) return total;
-      const [n] = await this.committer.write({ sql: `DELETE FROM ${table} WHERE ${col} < ?`, params: [Math.min(cutoff, o + this.opts.sliceMs)] });
+    while (any.get(cutoff)) {
+      const bound = (nth.get(cutoff, this.opts.sliceRows) as { t: number } | undefined)?.t ?? cutoff;
+      const [n] = await this.committer.write({ sql: `DELETE FROM ${table} WHERE ${col} < ?`, params: [bound] }, { now: true });
       total += n!;
+      if (n === 0 && bound === cutoff) break;
+      if (n === 0) {
+        // More than sliceRows rows share the oldest timestamp: take that timestamp whole.
+        const [m] = await this.committer.write({ sql: `DELETE FROM ${table} WHERE ${col} <= ?`, params: [bound] }, { now: true });
+        total += m!;
+      }
     }
+    return total;
   }
 }

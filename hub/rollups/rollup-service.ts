@@ -16,6 +16,8 @@ export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 /** How far back a late reading can be re-folded exactly from remembered carries. */
 const HISTORY_MINUTES = 180;
+/** Most minutes folded in one transaction while catching up. */
+const MAX_SPAN = 30;
 
 export interface RollupOptions {
   maxGapMs: number;
@@ -118,7 +120,7 @@ export class RollupService {
     this.running = true;
     try {
       const target = Math.floor((this.clock.now() - this.opts.graceMs) / MINUTE) * MINUTE;
-      while (this.until1m < target) await this.rollMinute(this.until1m, target);
+      while (this.until1m < target) await this.rollMinutes(this.until1m, target);
       for (const [device, from] of [...this.dirty]) {
         await this.recomputeDevice(device, from);
         // A reading that arrived while re-folding marked it again (earlier or not): keep that mark.
@@ -137,26 +139,38 @@ export class RollupService {
     }
   }
 
-  private async rollMinute(start: number, target: number): Promise<void> {
-    const end = start + MINUTE;
+  /**
+   * Folds the minutes from `start` (up to `MAX_SPAN` of them, fewer than `target`) in one transaction: one
+   * minute per run when keeping up, many per commit when catching up after downtime.
+   */
+  private async rollMinutes(start: number, target: number): Promise<void> {
+    const end = Math.min(target, start + MAX_SPAN * MINUTE);
     const rows = this.q.raw.all(start, end) as RawRow[];
     if (rows.length === 0 && end < target) {
-      // Nothing to fold: move on without a write; the watermark is saved with the next minute that has data.
+      // Nothing to fold: move on without a write; the watermark is saved with the next span that has data.
       this.until1m = end;
       return;
     }
-    const devices = new Set(rows.map((r) => r.device));
-    // Fold on a copy: the live carry changes only once the minute is committed.
-    const carry = new Map([...devices].flatMap((d) => (this.carry.has(d) ? [[d, { ...this.carry.get(d)! }] as const] : [])));
-    const buckets = foldRaw(rows, () => start, carry, this.opts.maxGapMs);
-    const ops: WriteOp[] = [...buckets.values()].map((b) => putOp("rollup_1m", b));
-    for (const d of devices) ops.push(carryOp(d, carry.get(d)!));
+    // Fold on a copy: the live carry changes only once the span is committed.
+    const carry = new Map<number, Carry>();
+    for (const r of rows) if (!carry.has(r.device) && this.carry.has(r.device)) carry.set(r.device, { ...this.carry.get(r.device)! });
+    const ops: WriteOp[] = [];
+    const remembered: { device: number; minute: number; carry: Carry }[] = [];
+    let i = 0;
+    while (i < rows.length) {
+      const minute = Math.floor(rows[i]!.ts / MINUTE) * MINUTE;
+      let j = i;
+      while (j < rows.length && rows[j]!.ts < minute + MINUTE) j++;
+      const slice = rows.slice(i, j);
+      for (const b of foldRaw(slice, () => minute, carry, this.opts.maxGapMs).values()) ops.push(putOp("rollup_1m", b));
+      for (const d of new Set(slice.map((r) => r.device))) remembered.push({ device: d, minute, carry: { ...carry.get(d)! } });
+      i = j;
+    }
+    for (const [d, c] of carry) ops.push(carryOp(d, c));
     ops.push(metaOp("rollup_1m_until", end));
     await this.committer.write(ops, { now: true });
-    for (const d of devices) {
-      this.carry.set(d, carry.get(d)!);
-      this.remember(d, start, carry.get(d)!);
-    }
+    for (const [d, c] of carry) this.carry.set(d, c);
+    for (const r of remembered) this.remember(r.device, r.minute, r.carry);
     this.until1m = end;
   }
 
