@@ -51,6 +51,8 @@ export class ScheduleService {
   private readonly onlineSince = new Map<string, number>();
   private readonly busy = new Map<string, Promise<void>>();
   private task: { stop(): void } | null = null;
+  private readonly awaiting = new Map<string, NodeJS.Timeout>();
+  private closed = false;
   private jumpTimer: NodeJS.Timeout | null = null;
   applied = 0;
 
@@ -70,7 +72,7 @@ export class ScheduleService {
     }
     // A plug that comes back is reconciled once it has reported its relay state (it has subscribed to its
     // command topic by then), or after SETTLE_MS if it never does.
-    const awaiting = new Map<string, NodeJS.Timeout>();
+    const awaiting = this.awaiting;
     const settled = (deviceId: string) => {
       const timer = awaiting.get(deviceId);
       if (!timer) return;
@@ -125,8 +127,11 @@ export class ScheduleService {
   }
 
   close(): void {
+    this.closed = true;
     this.task?.stop();
     if (this.jumpTimer) clearInterval(this.jumpTimer);
+    for (const t of this.awaiting.values()) clearTimeout(t);
+    this.awaiting.clear();
   }
 
   private rules(deviceId: string): RuleSpec[] {
@@ -134,6 +139,7 @@ export class ScheduleService {
   }
 
   async reconcileAll(reason: ReconcileReason): Promise<void> {
+    if (this.closed) return;
     const ids = (this.db.sqlite.prepare("SELECT DISTINCT device_id FROM schedules WHERE enabled = 1").all() as { device_id: string }[]).map((r) => r.device_id);
     await Promise.all(ids.map((id) => this.reconcile(id, reason)));
   }
@@ -141,6 +147,7 @@ export class ScheduleService {
   /** Brings one plug to the state its schedules imply now, at most once per edge. */
   reconcile(deviceId: string, reason: ReconcileReason): Promise<void> {
     // One at a time per plug: a second trigger meanwhile waits for the first one's outcome.
+    if (this.closed) return Promise.resolve();
     const running = this.busy.get(deviceId);
     if (running) return running;
     const p = this.reconcileNow(deviceId, reason).finally(() => this.busy.delete(deviceId));
