@@ -1,13 +1,16 @@
-// npm run sim -- --plugs 5 [--api http://127.0.0.1:8080 --email E --password P]
+// npm run sim -- --plugs 5 [--family native|tasmota|shelly-gen1|shelly-gen2|mix] [--api http://127.0.0.1:8080 --email E --password P]
 // Starts simulated plugs against a hub's broker, optionally registering them through the hub's local API first.
 import { createHmac } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { startNativePlug, type NativePlug } from "./native-plug.js";
+import { SIM_FAMILIES, isValidDeviceId, simDeviceId, startSimPlug, type SimFamily, type SimPlug } from "./sim-plug.js";
 import { loadTraces } from "./traces.js";
+import { DEFAULT_TELE_PERIOD_S } from "./tasmota-payloads.js";
 
-export const SUPPORTED_FAMILIES = ["native"] as const;
+/** Every plug family, and "mix": round-robin over the four (plug 1 native, 2 Tasmota, 3 Gen1, 4 Gen2, 5 native…). */
+export const SUPPORTED_FAMILIES = [...SIM_FAMILIES, "mix"] as const;
+export type CliFamily = (typeof SUPPORTED_FAMILIES)[number];
 const DEFAULT_SECRET = "smartplug-sim";
 const SUMMARY_EVERY_MS = 10_000;
 const API_TIMEOUT_MS = 10_000;
@@ -18,11 +21,18 @@ Simulated smart plugs that connect to the hub's MQTT broker and replay real appl
 
 Options:
   --plugs N             number of plugs (default 5)
-  --family F            plug family (default native; supported: ${SUPPORTED_FAMILIES.join(", ")})
+  --family F            plug family (default native; supported: ${SUPPORTED_FAMILIES.join(", ")});
+                        mix = round-robin over the four families
   --mqtt URL            broker URL (default mqtt://127.0.0.1:1883)
-  --prefix P            device id prefix; ids are P001, P002, … (default sim-)
-  --interval-ms MS      telemetry cadence (default 1000)
-  --qos 0|1             telemetry QoS (default 1)
+  --prefix P            device id prefix (default sim-). Ids look like the real thing:
+                          native       P001, P002, …
+                          tasmota      Ptasmota-001, …           (Tasmota Topic = the device id)
+                          shelly-gen1  shellyplug-s-7AD2F1        (hex derived from P and the index)
+                          shelly-gen2  shellyplusplugs-80646fd031f8
+  --interval-ms MS      reporting cadence: native telemetry (default 1000), Shelly Gen1 state period
+                        (default 30000), Shelly Gen2 NotifyStatus check (default 1000)
+  --tele-period S       Tasmota TelePeriod, seconds (default ${DEFAULT_TELE_PERIOD_S}); the hub polls Status 10 in between
+  --qos 0|1             native telemetry QoS (default 1)
   --pairing-code CODE   one pairing code for every plug (default: derived per plug, see pairingCodeFor)
   --api URL             hub local API; with --email and --password, registers each plug first
   --email E             hub account email (with --api)
@@ -42,17 +52,24 @@ export function pairingCodeFor(deviceId: string, secret: string = DEFAULT_SECRET
 }
 
 export function deviceIdFor(prefix: string, index: number): string {
-  return `${prefix}${String(index + 1).padStart(3, "0")}`;
+  return simDeviceId("native", prefix, index);
+}
+
+/** The family of plug `index` (0-based) for a --family choice. */
+export function familyAt(family: CliFamily, index: number): SimFamily {
+  return family === "mix" ? SIM_FAMILIES[index % SIM_FAMILIES.length]! : family;
 }
 
 class UsageError extends Error {}
 
 interface SimConfig {
   plugs: number;
-  family: (typeof SUPPORTED_FAMILIES)[number];
+  family: CliFamily;
   mqtt: string;
   prefix: string;
-  intervalMs: number;
+  /** undefined: each family's own default. */
+  intervalMs?: number;
+  telePeriodSec: number;
   qos: 0 | 1;
   pairingCode?: string;
   api?: { url: string; email: string; password: string };
@@ -73,7 +90,8 @@ export function parseSimArgs(argv: string[]): SimConfig | "help" {
       family: { type: "string", default: "native" },
       mqtt: { type: "string", default: "mqtt://127.0.0.1:1883" },
       prefix: { type: "string", default: "sim-" },
-      "interval-ms": { type: "string", default: "1000" },
+      "interval-ms": { type: "string" },
+      "tele-period": { type: "string", default: String(DEFAULT_TELE_PERIOD_S) },
       qos: { type: "string", default: "1" },
       "pairing-code": { type: "string" },
       api: { type: "string" },
@@ -93,9 +111,14 @@ export function parseSimArgs(argv: string[]): SimConfig | "help" {
     family: family as SimConfig["family"],
     mqtt: values.mqtt,
     prefix: values.prefix,
-    intervalMs: parseIntArg("interval-ms", values["interval-ms"], 100, 3_600_000),
+    telePeriodSec: parseIntArg("tele-period", values["tele-period"], 1, 3600),
     qos,
   };
+  if (values["interval-ms"] !== undefined) config.intervalMs = parseIntArg("interval-ms", values["interval-ms"], 100, 3_600_000);
+  for (const i of [0, config.plugs - 1]) {
+    const id = simDeviceId(familyAt(config.family, i), config.prefix, i);
+    if (!isValidDeviceId(id)) throw new UsageError(`--prefix "${config.prefix}" gives the device id "${id}"; ids are 1–64 letters, digits, '_', '.', ':' or '-'`);
+  }
   if (values["pairing-code"] !== undefined) config.pairingCode = values["pairing-code"];
   if (values.api !== undefined) {
     if (!values.email || !values.password) throw new UsageError("--api needs --email and --password");
@@ -135,8 +158,8 @@ async function login(api: NonNullable<SimConfig["api"]>): Promise<string> {
 }
 
 /** 201 created, 409 already registered (fine: the derived pairing code is the same as last time). */
-async function registerPlug(apiUrl: string, token: string, deviceId: string, name: string, pairingCode: string, derivedCode: boolean): Promise<string> {
-  const res = await postJson(`${apiUrl}/devices`, { device_id: deviceId, name, pairing_code: pairingCode, family: "native" }, token);
+export async function registerPlug(apiUrl: string, token: string, deviceId: string, family: SimFamily, name: string, pairingCode: string, derivedCode: boolean): Promise<string> {
+  const res = await postJson(`${apiUrl}/devices`, { device_id: deviceId, name, pairing_code: pairingCode, family }, token);
   if (res.status === 201) return "registered";
   if (res.status === 409) return derivedCode ? "already registered" : "already registered (an explicit --pairing-code must match the stored one)";
   throw new Error(`registering ${deviceId} failed: HTTP ${res.status} ${JSON.stringify(res.body)}`);
@@ -145,19 +168,28 @@ async function registerPlug(apiUrl: string, token: string, deviceId: string, nam
 async function run(config: SimConfig): Promise<void> {
   const traces = loadTraces();
   const specs = Array.from({ length: config.plugs }, (_, i) => {
-    const deviceId = deviceIdFor(config.prefix, i);
-    return { deviceId, trace: traces[i % traces.length]!, password: config.pairingCode ?? pairingCodeFor(deviceId), registration: "not registered (no --api)" };
+    const family = familyAt(config.family, i);
+    const deviceId = simDeviceId(family, config.prefix, i);
+    return { family, deviceId, trace: traces[i % traces.length]!, password: config.pairingCode ?? pairingCodeFor(deviceId), registration: "not registered (no --api)" };
   });
   // Register everything before the first plug connects, so a failing API exits without half-started plugs.
   if (config.api) {
     const token = await login(config.api);
     for (const [i, spec] of specs.entries()) {
-      spec.registration = await registerPlug(config.api.url, token, spec.deviceId, `Sim ${spec.trace.appliance} ${i + 1}`, spec.password, config.pairingCode === undefined);
+      spec.registration = await registerPlug(config.api.url, token, spec.deviceId, spec.family, `Sim ${spec.trace.appliance} ${i + 1}`, spec.password, config.pairingCode === undefined);
     }
   }
-  const plugs: NativePlug[] = specs.map((spec) => {
-    const plug = startNativePlug({ url: config.mqtt, deviceId: spec.deviceId, password: spec.password, trace: spec.trace, intervalMs: config.intervalMs, qos: config.qos });
-    console.log(`${spec.deviceId} family=${config.family} appliance="${spec.trace.appliance}" ${spec.registration}`);
+  const plugs: SimPlug[] = specs.map((spec) => {
+    const plug = startSimPlug(spec.family, {
+      url: config.mqtt,
+      deviceId: spec.deviceId,
+      password: spec.password,
+      trace: spec.trace,
+      intervalMs: config.intervalMs,
+      telePeriodSec: config.telePeriodSec,
+      qos: config.qos,
+    });
+    console.log(`${spec.deviceId} family=${spec.family} appliance="${spec.trace.appliance}" ${spec.registration}`);
     plug.connected().then(
       () => console.log(`${spec.deviceId} connected to ${config.mqtt}`),
       (err: unknown) => console.error(`${spec.deviceId} connection refused: ${err instanceof Error ? err.message : String(err)}`),
@@ -170,7 +202,11 @@ async function run(config: SimConfig): Promise<void> {
     const sent = plugs.reduce((a, p) => a + p.sent, 0);
     const acked = plugs.reduce((a, p) => a + p.acked, 0);
     const connected = plugs.filter((p) => p.isConnected).length;
-    console.log(`summary plugs=${plugs.length} connected=${connected} sent=${sent} acked=${acked}`);
+    const byFamily = SIM_FAMILIES.map((f) => [f, plugs.filter((p) => p.family === f)] as const)
+      .filter(([, ps]) => ps.length > 0)
+      .map(([f, ps]) => `${f}=${ps.filter((p) => p.isConnected).length}/${ps.length}`)
+      .join(" ");
+    console.log(`summary plugs=${plugs.length} connected=${connected} (${byFamily}) sent=${sent} acked=${acked}`);
   }, SUMMARY_EVERY_MS);
 
   let stopping = false;

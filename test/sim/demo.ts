@@ -5,16 +5,17 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync }
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startNativePlug, type NativePlug } from "./native-plug.js";
+import { SIM_FAMILIES, simDeviceId, startSimPlug, type SimPlug } from "./sim-plug.js";
 import { loadTraces } from "./traces.js";
-import { pairingCodeFor, deviceIdFor } from "./cli.js";
+import { pairingCodeFor, familyAt } from "./cli.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const env = process.env;
 const dataDir = resolve(env.HUB_DATA_DIR ?? join(ROOT, "data", "demo"));
 const httpPort = Number(env.HUB_HTTP_PORT ?? 8080);
 const mqttPort = Number(env.HUB_MQTT_PORT ?? 1883);
-const plugCount = Number(env.DEMO_PLUGS ?? 4);
+// A mix of every family, round-robin: the default 5 are 2 native, 1 Tasmota, 1 Shelly Gen1, 1 Shelly Gen2.
+const plugCount = Number(env.DEMO_PLUGS ?? 5);
 const api = `http://127.0.0.1:${httpPort}`;
 
 async function main() {
@@ -37,7 +38,7 @@ async function main() {
   });
 
   let stopping = false;
-  const plugs: NativePlug[] = [];
+  const plugs: SimPlug[] = [];
   const stop = async () => {
     if (stopping) return;
     stopping = true;
@@ -56,26 +57,34 @@ async function main() {
   const token = await login(owner);
   const traces = loadTraces();
   for (let i = 0; i < plugCount; i++) {
-    const deviceId = deviceIdFor("demo-", i);
+    const family = familyAt("mix", i);
+    const deviceId = simDeviceId(family, "demo-", i);
     const trace = traces[i % traces.length]!;
     const code = pairingCodeFor(deviceId);
     const res = await fetch(`${api}/devices`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      body: JSON.stringify({ device_id: deviceId, name: `Demo ${trace.appliance}`, pairing_code: code, family: "native" }),
+      body: JSON.stringify({ device_id: deviceId, name: `Demo ${trace.appliance}`, pairing_code: code, family }),
     });
     if (res.status !== 201 && res.status !== 409) throw new Error(`pairing ${deviceId} failed: ${res.status} ${await res.text()}`);
-    const plug = startNativePlug({ url: `mqtt://127.0.0.1:${mqttPort}`, deviceId, password: code, trace, intervalMs: 1000 });
+    // Each family at its firmware's own cadence (native 1 s, Tasmota TelePeriod 300 s polled by the hub, Gen1 30 s, Gen2 on change).
+    const plug = startSimPlug(family, { url: `mqtt://127.0.0.1:${mqttPort}`, deviceId, password: code, trace });
     plugs.push(plug);
     await plug.connected();
   }
+  const mix = SIM_FAMILIES.map((f) => [f, plugs.filter((p) => p.family === f).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([f, n]) => `${n} ${f}`)
+    .join(", ");
   console.log(`
-Smart Plug Hub is running with ${plugCount} simulated plugs (real appliance traces from tracebase, ODbL).
+Smart Plug Hub is running with ${plugCount} simulated plugs: ${mix}
+(real appliance traces from tracebase, ODbL).
 
   Local API     ${api}          (docs: ${api}/docs)
   MQTT broker   mqtt://127.0.0.1:${mqttPort}
   Demo owner    ${owner.email} / ${owner.password}   (saved in ${join(dataDir, "demo-owner.json")})
   Hub log       ${logFile}
+  Plugs         ${plugs.map((p) => `${p.deviceId} (${p.family})`).join("\n                ")}
 
 Try it:
   TOKEN=$(curl -s ${api}/auth/login -H 'content-type: application/json' \\
