@@ -1,0 +1,261 @@
+// Devices and sharing (issue 5 §5). A device belongs to a hub; the hub's owner owns it; a whole hub or a single
+// device can be shared as viewer or controller. Every lookup goes through `resolve`, which answers a device the
+// caller may not see exactly like one that does not exist (RELIABILITY A10).
+import { randomUUID, type ScryptOptions } from "node:crypto";
+import { and, eq, or, sql, type SQL } from "drizzle-orm";
+import type { CloudOrm } from "../db/open-db.js";
+import { deviceUsers, devices, hubUsers, hubs, users } from "../db/schema.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import { DEVICE_ID_PATTERN } from "../../shared/schemas/common.js";
+import type { Device, PlugFamily } from "../../shared/schemas/devices.js";
+import type { AccessRole, CloudCreateDeviceRequest, Share, ShareRole } from "../../shared/schemas/cloud.js";
+import type { LatestState } from "../../shared/schemas/rollups.js";
+import { ConflictError, ForbiddenError, NotFoundError } from "../../shared/problem.js";
+import { hashSecret, SCRYPT_PLUG } from "../auth/secrets.js";
+import { isUniqueViolation } from "../auth/account-service.js";
+import { audit, type Actor } from "../audit.js";
+import { atLeast, type HubService } from "../hubs/hub-service.js";
+import type { CloudBus } from "../bus.js";
+
+export type DeviceRow = typeof devices.$inferSelect;
+export interface DeviceAccess {
+  row: DeviceRow;
+  role: AccessRole;
+}
+
+/** Where a plug finds its hub's broker, per family (the hub's adapters' `topicFor`). */
+const TOPIC: Record<PlugFamily, (id: string) => string> = {
+  native: (id) => `smartplug/${id}`,
+  tasmota: (id) => id,
+  "shelly-gen1": (id) => `shellies/${id}`,
+  "shelly-gen2": (id) => id,
+};
+
+/** `{hub_id}~{device_id}` names one device when the same hub-local id exists on two of your hubs. */
+const QUALIFIED = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})~(.+)$/i;
+
+export class DeviceService {
+  constructor(
+    private readonly db: CloudOrm,
+    private readonly hubs: HubService,
+    private readonly bus: CloudBus,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: { secretCost?: ScryptOptions },
+  ) {}
+
+  /** The role expression for `userId` over devices ⋈ hubs ⟕ hub_users ⟕ device_users. */
+  private visible(userId: string) {
+    const role = sql<AccessRole | null>`case
+      when ${hubs.ownerId} = ${userId} then 'owner'
+      when ${hubUsers.role} = 'controller' or ${deviceUsers.role} = 'controller' then 'controller'
+      when ${hubUsers.role} = 'viewer' or ${deviceUsers.role} = 'viewer' then 'viewer'
+      else null end`;
+    const base = (where: SQL | undefined) =>
+      this.db
+        .select({ row: devices, role })
+        .from(devices)
+        .innerJoin(hubs, eq(hubs.id, devices.hubId))
+        .leftJoin(hubUsers, and(eq(hubUsers.hubId, devices.hubId), eq(hubUsers.userId, userId)))
+        .leftJoin(deviceUsers, and(eq(deviceUsers.deviceId, devices.id), eq(deviceUsers.userId, userId)))
+        .where(and(or(eq(hubs.ownerId, userId), eq(hubUsers.userId, userId), eq(deviceUsers.userId, userId)), where));
+    return base;
+  }
+
+  /** The device the caller names, with the caller's role; 404 for a device that is missing or not theirs. */
+  async resolve(userId: string, idParam: string): Promise<DeviceAccess> {
+    const q = QUALIFIED.exec(idParam);
+    const deviceId = q ? q[2]! : idParam;
+    const missing = () => new NotFoundError(`no device '${idParam.slice(0, 100)}'`);
+    if (!DEVICE_ID_PATTERN.test(deviceId)) throw missing();
+    const where = q ? and(eq(devices.deviceId, deviceId), eq(devices.hubId, q[1]!.toLowerCase())) : eq(devices.deviceId, deviceId);
+    const rows = await this.visible(userId)(where).limit(10);
+    if (rows.length === 0) throw missing();
+    if (rows.length > 1) {
+      throw new ConflictError(`'${deviceId}' names a device on several of your hubs; use '{hub_id}~${deviceId}'`, {
+        candidates: rows.map((r) => `${r.row.hubId}~${r.row.deviceId}`),
+      });
+    }
+    return { row: rows[0]!.row, role: rows[0]!.role ?? "viewer" };
+  }
+
+  async require(userId: string, idParam: string, need: AccessRole): Promise<DeviceAccess> {
+    const a = await this.resolve(userId, idParam);
+    if (!atLeast(a.role, need)) {
+      throw new ForbiddenError(need === "owner" ? "only the owner of this device's hub can do this" : "your share of this device does not allow this");
+    }
+    return a;
+  }
+
+  async list(userId: string): Promise<Device[]> {
+    const rows = await this.visible(userId)(undefined).orderBy(devices.createdAt, devices.deviceId);
+    return rows.map((r) => toDevice(r.row));
+  }
+
+  async create(userId: string, req: CloudCreateDeviceRequest, actor: Actor) {
+    await this.hubs.require(userId, req.hub_id, "owner");
+    const [hub] = await this.db.select().from(hubs).where(eq(hubs.id, req.hub_id)).limit(1);
+    if (!hub) throw new NotFoundError(`no hub '${req.hub_id}'`);
+    const secretHash = await hashSecret(req.pairing_code, this.opts.secretCost ?? SCRYPT_PLUG);
+    const now = new Date(this.clock.now());
+    const row: DeviceRow = {
+      id: randomUUID(),
+      hubId: hub.id,
+      deviceId: req.device_id,
+      name: req.name,
+      family: req.family,
+      channel: req.channel,
+      secretHash,
+      createdAt: now,
+      online: false,
+      relayOn: null,
+      firmware: null,
+      lastSeen: null,
+      latestAt: null,
+      power: null,
+      voltage: null,
+      current: null,
+      energyWh: null,
+    };
+    try {
+      await this.db.transaction(async (tx) => {
+        await tx.insert(devices).values(row);
+        await audit(tx, now, actor, { action: "device.create", targetType: "device", targetId: row.id, detail: { hub_id: hub.id, device_id: row.deviceId } });
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ConflictError(`device '${req.device_id}' is already paired on this hub`);
+      throw err;
+    }
+    this.log.info({ hubId: hub.id, deviceId: row.deviceId }, "device created");
+    const topic = TOPIC[req.family](req.device_id);
+    return {
+      ...toDevice(row),
+      mqtt: { host: hub.mqttHost, port: hub.mqttPort, client_id: req.device_id, username: req.device_id, password: req.pairing_code, topic },
+    };
+  }
+
+  async rename(userId: string, idParam: string, name: string, actor: Actor): Promise<Device> {
+    const { row } = await this.require(userId, idParam, "owner");
+    const now = new Date(this.clock.now());
+    const updated = await this.db.transaction(async (tx) => {
+      const [r] = await tx.update(devices).set({ name }).where(eq(devices.id, row.id)).returning();
+      await audit(tx, now, actor, { action: "device.rename", targetType: "device", targetId: row.id });
+      return r!;
+    });
+    return toDevice(updated);
+  }
+
+  async remove(userId: string, idParam: string, actor: Actor): Promise<void> {
+    const { row } = await this.require(userId, idParam, "owner");
+    const now = new Date(this.clock.now());
+    await this.db.transaction(async (tx) => {
+      await tx.delete(devices).where(eq(devices.id, row.id));
+      await audit(tx, now, actor, { action: "device.remove", targetType: "device", targetId: row.id, detail: { hub_id: row.hubId, device_id: row.deviceId } });
+    });
+    this.bus.emit("deviceRemoved", { devicePk: row.id, deviceId: row.deviceId });
+  }
+
+  async share(userId: string, idParam: string, target: { id: string; email: string; name: string | null }, role: ShareRole, actor: Actor): Promise<Share> {
+    const { row } = await this.require(userId, idParam, "owner");
+    if (target.id === userId) throw new ConflictError("you own this device already");
+    const now = new Date(this.clock.now());
+    await this.db.transaction(async (tx) => {
+      await tx
+        .insert(deviceUsers)
+        .values({ deviceId: row.id, userId: target.id, role, createdAt: now })
+        .onConflictDoUpdate({ target: [deviceUsers.deviceId, deviceUsers.userId], set: { role } });
+      await audit(tx, now, actor, { action: "device.share", targetType: "share", targetId: row.id, detail: { user_id: target.id, role } });
+    });
+    const [s] = await this.db.select().from(deviceUsers).where(and(eq(deviceUsers.deviceId, row.id), eq(deviceUsers.userId, target.id)));
+    return { user_id: target.id, email: target.email, name: target.name, role, created_at: (s?.createdAt ?? now).toISOString() };
+  }
+
+  async shares(userId: string, idParam: string): Promise<Share[]> {
+    const { row } = await this.require(userId, idParam, "owner");
+    const rows = await this.db
+      .select({ s: deviceUsers, email: users.email, name: users.name })
+      .from(deviceUsers)
+      .innerJoin(users, eq(users.id, deviceUsers.userId))
+      .where(eq(deviceUsers.deviceId, row.id))
+      .orderBy(deviceUsers.createdAt);
+    return rows.map((r) => ({ user_id: r.s.userId, email: r.email, name: r.name, role: r.s.role, created_at: r.s.createdAt.toISOString() }));
+  }
+
+  async unshare(userId: string, idParam: string, targetUserId: string, actor: Actor): Promise<void> {
+    const { row } = await this.require(userId, idParam, "owner");
+    const now = new Date(this.clock.now());
+    const gone = await this.db.transaction(async (tx) => {
+      const del = /^[0-9a-f-]{36}$/i.test(targetUserId)
+        ? await tx.delete(deviceUsers).where(and(eq(deviceUsers.deviceId, row.id), eq(deviceUsers.userId, targetUserId))).returning({ u: deviceUsers.userId })
+        : [];
+      if (del.length) await audit(tx, now, actor, { action: "device.unshare", targetType: "share", targetId: row.id, detail: { user_id: targetUserId } });
+      return del.length > 0;
+    });
+    if (!gone) throw new NotFoundError(`device is not shared with '${targetUserId.slice(0, 64)}'`);
+    this.bus.emit("accessChanged", { userIds: [targetUserId] });
+  }
+
+  /**
+   * The latest state a hub reported for one of its devices (the sync issue calls this). Older reports than the
+   * stored one are ignored, so a redelivered batch never moves the state backwards.
+   */
+  async setLatest(hubId: string, s: LatestState): Promise<boolean> {
+    const at = new Date(s.ts);
+    const [row] = await this.db
+      .update(devices)
+      .set({
+        latestAt: at,
+        lastSeen: at,
+        power: s.power,
+        voltage: s.voltage,
+        current: s.current,
+        energyWh: s.energy_wh,
+        relayOn: s.relay_state,
+        ...(s.online !== undefined ? { online: s.online } : {}),
+        ...(s.firmware_version !== undefined ? { firmware: s.firmware_version } : {}),
+      })
+      .where(and(eq(devices.hubId, hubId), eq(devices.deviceId, s.device_id), sql`(${devices.latestAt} is null or ${devices.latestAt} <= ${at})`))
+      .returning({ id: devices.id, online: devices.online });
+    if (!row) return false;
+    this.bus.emit("readingReported", {
+      devicePk: row.id,
+      deviceId: s.device_id,
+      ts: s.ts,
+      power: s.power,
+      voltage: s.voltage,
+      current: s.current,
+      energyWh: s.energy_wh,
+      relayOn: s.relay_state,
+    });
+    if (s.online !== undefined) this.bus.emit("deviceStatusChanged", { devicePk: row.id, deviceId: s.device_id, online: s.online, at: s.ts });
+    return true;
+  }
+
+  /** Internal keys of every device the user may see (for `"*"` WebSocket subscriptions). */
+  async visibleKeys(userId: string): Promise<Map<string, string>> {
+    const rows = await this.visible(userId)(undefined);
+    return new Map(rows.map((r) => [r.row.id, r.row.deviceId]));
+  }
+
+  async deviceKey(hubId: string, deviceId: string): Promise<string | null> {
+    const [r] = await this.db.select({ id: devices.id }).from(devices).where(and(eq(devices.hubId, hubId), eq(devices.deviceId, deviceId))).limit(1);
+    return r?.id ?? null;
+  }
+}
+
+export function toDevice(r: DeviceRow): Device {
+  return {
+    device_id: r.deviceId,
+    name: r.name,
+    family: r.family as PlugFamily,
+    channel: r.channel,
+    status: r.online ? "online" : "offline",
+    relay_state: r.relayOn,
+    firmware_version: r.firmware,
+    last_seen: r.lastSeen?.toISOString() ?? null,
+    power: r.power,
+    energy_kwh: r.energyWh === null ? 0 : Math.round(r.energyWh) / 1000,
+    created_at: r.createdAt.toISOString(),
+  };
+}
