@@ -83,14 +83,14 @@ export function loadCloudConfig(env: Record<string, string | undefined>): Readon
   const parsed = CloudEnv.safeParse(env);
   const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
   const e = parsed.success ? parsed.data : null;
-  if (e) {
-    if ((e.CLOUD_INFLUX_USER === undefined) !== (e.CLOUD_INFLUX_PASSWORD === undefined)) {
-      problems.push("CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD: set both or neither");
-    }
-    if (e.CLOUD_JWT_PRIVATE_KEY !== undefined) {
-      const why = signingKeyProblem(e.CLOUD_JWT_PRIVATE_KEY);
-      if (why) problems.push(`CLOUD_JWT_PRIVATE_KEY: ${why}`);
-    }
+  // These checks read the raw values so that they are listed even when another variable is bad.
+  const given = (name: string) => env[name] !== undefined && env[name] !== "";
+  if (given("CLOUD_INFLUX_USER") !== given("CLOUD_INFLUX_PASSWORD")) {
+    problems.push("CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD: set both or neither");
+  }
+  if (given("CLOUD_JWT_PRIVATE_KEY")) {
+    const why = signingKeyProblem(env.CLOUD_JWT_PRIVATE_KEY!);
+    if (why) problems.push(`CLOUD_JWT_PRIVATE_KEY: ${why}`);
   }
   if (problems.length || !e) throw new ConfigError(problems);
   return Object.freeze({

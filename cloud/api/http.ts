@@ -76,7 +76,7 @@ export function cors(allowed: string[]): RequestHandler {
       res.set("Access-Control-Allow-Origin", any ? "*" : origin);
       res.set("Access-Control-Expose-Headers", "Location, Retry-After, WWW-Authenticate");
       if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
-        res.set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE");
+        res.set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
         res.set("Access-Control-Allow-Headers", "Authorization, Content-Type");
         res.set("Access-Control-Max-Age", "600");
         res.status(204).end();

@@ -54,7 +54,7 @@ const log = () => createLogger({ app: "cloud-test", level: process.env.TEST_LOG_
  * A migrated PGlite data dir, built once per machine and migration set and copied for each test cloud:
  * PGlite's first start (initdb in WebAssembly) takes ~10 s, a copy ~1 s.
  */
-async function pgliteTemplate(): Promise<string> {
+export async function pgliteTemplate(): Promise<string> {
   const journal = readFileSync(join(MIGRATIONS_DIR, "meta", "_journal.json"));
   const pkg = readFileSync(new URL("../../node_modules/@electric-sql/pglite/package.json", import.meta.url));
   const key = createHash("sha256").update(journal).update(pkg).digest("hex").slice(0, 16);

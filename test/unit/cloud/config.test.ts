@@ -23,12 +23,17 @@ describe("cloud configuration", () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
-  it("lists every bad variable at once", () => {
+  it("lists every bad variable at once, the signing key and InfluxDB credentials included", () => {
     expect(problems({ CLOUD_HTTP_PORT: "eighty", CLOUD_DATABASE_URL: "mysql://x", CLOUD_INFLUX_URL: "ftp://x", CLOUD_LOG_LEVEL: "loud" }).map((p) => p.split(":")[0])).toEqual([
       "CLOUD_HTTP_PORT",
       "CLOUD_LOG_LEVEL",
       "CLOUD_DATABASE_URL",
       "CLOUD_INFLUX_URL",
+    ]);
+    expect(problems({ CLOUD_HTTP_PORT: "eighty", CLOUD_JWT_PRIVATE_KEY: "changeme", CLOUD_INFLUX_USER: "u" }).map((p) => p.split(":")[0])).toEqual([
+      "CLOUD_HTTP_PORT",
+      "CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD",
+      "CLOUD_JWT_PRIVATE_KEY",
     ]);
   });
 
