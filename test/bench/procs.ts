@@ -2,8 +2,8 @@
 // generator runs in its own process, so /proc/<pid>/{status,io,stat} describe one of them alone.
 // TypeScript children are forked as `node --import tsx script.ts` rather than through the tsx CLI, which
 // would put a wrapper process between us and the one we measure.
-import { fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync } from "node:fs";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -147,11 +147,68 @@ export class Child {
   }
 }
 
-/** Forks `test/bench/<script>` under node with the tsx loader. */
+/** The production bundle (`npm run build`), as systemd/smartplug-hub.service runs it. */
+export const HUB_BUNDLE = join(ROOT, "dist", "hub", "main.mjs");
+/** Bench-only entry points (hub-child, aedes-child) bundled with the build's esbuild options. */
+export const BENCH_BUNDLE_DIR = join(ROOT, "dist", "bench");
+/** The node flags of systemd/smartplug-hub.service's ExecStart. */
+export const PROD_NODE_ARGS = ["--enable-source-maps"];
+
+const childNodeArgs = (name: string) => (process.env.BENCH_CHILD_NODE_ARGS && name === "hub" ? process.env.BENCH_CHILD_NODE_ARGS.split(" ").filter(Boolean) : []);
+
+/**
+ * `npm run build` (dist/hub/main.mjs, its migrations and writer thread), then the bench's own entry points
+ * bundled the same way into dist/bench/ next to copies of the migrations and writer thread, so every
+ * server the bench measures runs as plain node on bundled code, as the shipped hub does.
+ */
+export async function buildBundles(): Promise<number> {
+  const t0 = performance.now();
+  execFileSync("npm", ["run", "--silent", "build"], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
+  const esbuild = await import("esbuild");
+  rmSync(BENCH_BUNDLE_DIR, { recursive: true, force: true });
+  await esbuild.build({
+    entryPoints: [join(BENCH_DIR, "hub-child.ts"), join(BENCH_DIR, "aedes-child.ts")],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: true,
+    outdir: BENCH_BUNDLE_DIR,
+    outExtension: { ".js": ".mjs" },
+    logLevel: "warning",
+  });
+  cpSync(join(ROOT, "dist", "hub", "migrations"), join(BENCH_BUNDLE_DIR, "migrations"), { recursive: true });
+  copyFileSync(join(ROOT, "dist", "hub", "writer-worker.mjs"), join(BENCH_BUNDLE_DIR, "writer-worker.mjs"));
+  return performance.now() - t0;
+}
+
+/** Forks a bundled bench entry (dist/bench/<name>.mjs) under plain node with the production flags. */
+export function forkBundle(name: string, entry: string, env: Record<string, string> = {}): Child {
+  const proc = fork(join(BENCH_BUNDLE_DIR, entry), [], {
+    cwd: ROOT,
+    execArgv: [...PROD_NODE_ARGS, ...childNodeArgs(name)],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
+  });
+  return new Child(name, proc);
+}
+
+/** Runs dist/hub/main.mjs exactly as the systemd unit does (no IPC: it is stopped with SIGTERM). */
+export function spawnHubBundle(env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, [...PROD_NODE_ARGS, ...childNodeArgs("hub"), HUB_BUNDLE], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new Child("hub", proc);
+}
+
+/** Forks `test/bench/<script>` under node with the tsx loader (load generators and the disk baseline). */
 export function forkTs(name: string, script: string, env: Record<string, string> = {}, args: string[] = []): Child {
   const proc = fork(join(BENCH_DIR, script), args, {
     cwd: ROOT,
-    execArgv: ["--import", "tsx", ...(process.env.BENCH_CHILD_NODE_ARGS && name === "hub" ? process.env.BENCH_CHILD_NODE_ARGS.split(" ") : [])],
+    execArgv: ["--import", "tsx", ...childNodeArgs(name)],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });

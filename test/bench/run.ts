@@ -8,13 +8,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { CpuAudit, MOSQUITTO_BIN, ROOT, RssSampler, killChildren, openFileLimit, sleep, type CpuShare } from "./procs.js";
+import { CpuAudit, MOSQUITTO_BIN, ROOT, RssSampler, buildBundles, killChildren, openFileLimit, sleep, type CpuShare } from "./procs.js";
 import { LoadFleet, startTarget, type Target, type TargetName } from "./targets.js";
 import { findCapacity, PLUGS, STEP_MS, type CapacityResult } from "./capacity.js";
 import { overloadStep, describeOverload, OVERLOAD_MS, RSS_LIMIT, type OverloadStep } from "./overload.js";
 import { measureLatency, LATENCY_PLUGS, LATENCY_WINDOW_MS, type LatencyResult } from "./latency.js";
 import { measureCommands, COMMANDS, type CommandResult } from "./commands.js";
-import { loaderOverhead, MEMORY_LIMIT } from "./memory.js";
+import { idleNodeRss, MEMORY_LIMIT } from "./memory.js";
 import { measureDisk, DISK_MS, DISK_PLUGS, type DiskResult } from "./disk.js";
 import { clientSocketsNoDelay } from "./no-delay.js";
 import { MB, fmtInt, fmtMB, fmtMs, machineInfo, markdownReport, type Row } from "./report.js";
@@ -77,6 +77,8 @@ if (fileLimit < 4096) console.log(`warning: open-file limit is ${fileLimit}; 1,0
 const baselines: TargetName[] = hasMosquitto ? ["aedes", "mosquitto"] : ["aedes"];
 
 log(`hub-core bench — ${machine.date}, nproc ${machine.nproc}, node ${machine.node}, load average ${machine.loadavgAtStart}`);
+const buildMs = await buildBundles();
+log(`built dist/hub/main.mjs (npm run build) and dist/bench/{hub-child,aedes-child}.mjs in ${(buildMs / 1000).toFixed(1)} s`);
 
 const cpu: Record<string, CpuShare> = {};
 async function phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -97,7 +99,7 @@ interface SmallSession {
   rss: { max: number; last: number };
 }
 const small: Partial<Record<TargetName, SmallSession>> = {};
-let loader: { plainNode: number; withTsx: number } | null = null;
+let idleNode: number | null = null;
 if (want("latency") || want("commands") || want("memory")) {
   await phase("latency, command round trip and memory at 100 plugs × 1 Hz (plug simulator, production scrypt cost)", async () => {
     for (const name of ["hub", ...baselines] as TargetName[]) {
@@ -120,8 +122,8 @@ if (want("latency") || want("commands") || want("memory")) {
         await t.stop();
       }
     }
-    loader = await loaderOverhead();
-    log(`    idle node ${fmtMB(loader.plainNode)}, idle node --import tsx ${fmtMB(loader.withTsx)}`);
+    idleNode = await idleNodeRss();
+    log(`    idle plain node ${fmtMB(idleNode)}`);
   });
 }
 
@@ -292,7 +294,7 @@ if (disk) {
 if (sh) {
   const sa = small.aedes;
   const sm = small.mosquitto;
-  const l = loader as { plainNode: number; withTsx: number } | null;
+  const idle = idleNode as number | null;
   rows.push({
     figure: `RSS with ${LATENCY_PLUGS} connected plugs`,
     measured: fmtMB(sh.rss.max),
@@ -302,19 +304,19 @@ if (sh) {
     goal: "≤ 120 MB",
     pass: sh.rss.max <= MEMORY_LIMIT,
     notes:
-      `Largest 250 ms sample over the ${LATENCY_WINDOW_MS / 1000} s latency window (plugs reporting, WebSocket client attached). Hub and aedes run under the tsx loader as \`npm run hub\` does` +
-      (l ? `; an idle \`node --import tsx\` is ${fmtMB(l.withTsx)} vs ${fmtMB(l.plainNode)} for plain node, i.e. the loader costs ~${fmtMB(l.withTsx - l.plainNode)} of each figure.` : "."),
+      `Largest 250 ms sample over the ${LATENCY_WINDOW_MS / 1000} s latency window (plugs reporting, WebSocket client attached), after pairing and connecting at the production scrypt cost. The hub is dist/hub/main.mjs under plain node as the systemd unit runs it; bare aedes is bundled and run the same way` +
+      (idle !== null ? `; an idle plain node process is ${fmtMB(idle)}.` : "."),
   });
 }
 
 const durationSec = (performance.now() - started) / 1000;
 const config = [
-  `Hub: test/bench/hub-child.ts = hub/main.ts's wiring (loadHubConfig(env) → startHub), forked as \`node --import tsx\` so /proc/<pid> is the hub itself; HUB_LOG_LEVEL=warn, HUB_COMMIT_INTERVAL_MS default (50 ms); fresh data directory per run.`,
+  `Hub: the production bundle, built at the start of the run (\`npm run build\`). Latency, commands and memory run dist/hub/main.mjs itself as \`node --enable-source-maps dist/hub/main.mjs\` (systemd/smartplug-hub.service's ExecStart), ready when /health answers, stopped with SIGTERM. The 1,000-plug runs (disk, capacity, overload) run dist/bench/hub-child.mjs: test/bench/hub-child.ts bundled with the same esbuild options (hub/main.ts's wiring, loadHubConfig(env) → startHub, plus the test scrypt cost and an IPC ready message), also under plain node with the same flags. HUB_LOG_LEVEL=warn, HUB_COMMIT_INTERVAL_MS default; fresh data directory per run.`,
   `Capacity and disk runs (${PLUGS} plugs from 127.0.0.1): ${Object.entries(CAPACITY_ENV).map(([k, v]) => `${k}=${v}`).join(", ")}; scrypt at test cost (pairing and first connect only; never on the ingest path).`,
   `Overload runs: ${Object.entries(OVERLOAD_ENV).map(([k, v]) => `${k}=${v}`).join(", ")}; HUB_MQTT_GLOBAL_MSG_RATE left at its default (15,000/s), so the global budget is what sheds; the per-connection limit (RELIABILITY A9) is out of this figure. RSS sampled every 100 ms; limit ${RSS_LIMIT / MB} MB.`,
   `Latency, commands and memory (${LATENCY_PLUGS} plugs): default hub limits and production scrypt cost; plugs are test/sim/native-plug.ts.`,
   `Load generators: ${PLUGS}-plug runs use 2 forked processes with one TCP connection per plug, framing MQTT 3.1.1 by hand (test/bench/mqtt-wire.ts; mqtt.js costs several times more CPU per QoS 1 publish, which on 2 cores the broker would lose); open loop, round-robin over plugs, timestamps strictly increasing per plug; payloads built by the simulator's buildTelemetry. Overload batches ${10} PUBLISH packets per socket write.`,
-  `Bare aedes: aedes 1.2 defaults + net server + TCP_NODELAY (test/bench/aedes-child.ts); Mosquitto: ${machine.mosquitto}, listener on 127.0.0.1, allow_anonymous, no persistence, set_tcp_nodelay. Their consumer is one MQTT client subscribed to \`#\` at QoS 0; the hub's is one WebSocket client subscribed to all devices.`,
+  `Bare aedes: aedes 1.2 defaults + net server + TCP_NODELAY (test/bench/aedes-child.ts, bundled to dist/bench/aedes-child.mjs and run under plain node like the hub); Mosquitto: ${machine.mosquitto}, listener on 127.0.0.1, allow_anonymous, no persistence, set_tcp_nodelay. Their consumer is one MQTT client subscribed to \`#\` at QoS 0; the hub's is one WebSocket client subscribed to all devices.`,
   `Event-loop delay: hub_nodejs_eventloop_lag_p99_seconds from /metrics (prom-client, 10 ms resolution, reset at each scrape: scraped at the start and end of each step); bare aedes uses the same monitor.`,
 ];
 const notes = [
@@ -326,7 +328,7 @@ const results = {
   durationSec: Math.round(durationSec),
   config: { capacityEnv: CAPACITY_ENV, overloadEnv: OVERLOAD_ENV, plugs: PLUGS, latencyPlugs: LATENCY_PLUGS, commands: COMMANDS, diskMs: DISK_MS, stepMs: STEP_MS },
   rows,
-  figures: { capacity, overload, small, loader, disk },
+  figures: { capacity, overload, small, idleNode, disk },
   cpu,
   skipped,
 };

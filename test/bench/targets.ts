@@ -3,7 +3,7 @@
 // (forked load-worker processes) and the sinks that count what comes out the other end.
 import WebSocket from "ws";
 import mqtt, { type MqttClient } from "mqtt";
-import { Child, forkTs, freePort, startMosquitto, tempDir, sleep } from "./procs.js";
+import { Child, forkBundle, forkTs, freePort, spawnHubBundle, startMosquitto, tempDir, sleep } from "./procs.js";
 import { LogHistogram, metricSum, parsePrometheus, type PromSample } from "./stats.js";
 import type { ClientKind, PlugSpec, RunResult } from "./load-worker.js";
 
@@ -124,26 +124,38 @@ async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Prom
 export const BENCH_OWNER = { email: "bench@example.com", password: "bench owner password" };
 
 /**
- * Starts the hub (test/bench/hub-child.ts) on fresh data, registers an owner, pairs `plugs` native
- * plugs through the REST API and opens the WebSocket sink subscribed to every device.
+ * Starts the hub on fresh data, registers an owner, pairs `plugs` native plugs through the REST API and
+ * opens the WebSocket sink subscribed to every device. With production hashing (`fastHash: false`) it is
+ * the shipped artifact itself, dist/hub/main.mjs under plain node as systemd runs it, on ports chosen
+ * here and ready when /health answers. With `fastHash: true` (1,000-plug runs, where pairing at the
+ * production scrypt cost would take minutes of CPU) it is dist/bench/hub-child.mjs: the same wiring and
+ * bundle options with the test scrypt cost.
  */
 export async function startHubTarget(o: { plugs: number; env?: Record<string, string>; fastHash: boolean; dataDir?: string }): Promise<Target> {
   const dataDir = o.dataDir ?? tempDir("bench-hub-");
-  const child = forkTs("hub", "hub-child.ts", {
+  const env = {
     HUB_DATA_DIR: dataDir,
     HUB_HTTP_HOST: "127.0.0.1",
-    HUB_HTTP_PORT: "0",
     HUB_MQTT_HOST: "127.0.0.1",
-    HUB_MQTT_PORT: "0",
     HUB_PUBLIC_HOST: "127.0.0.1",
     HUB_LOG_LEVEL: "warn",
     HUB_ACCESS_TOKEN_TTL_S: "3600",
-    BENCH_FAST_HASH: o.fastHash ? "1" : "0",
     ...o.env,
-  });
-  const ready = await child.waitFor("ready", 60_000);
-  const httpPort = Number(ready.httpPort);
-  const mqttPort = Number(ready.mqttPort);
+  };
+  let child: Child;
+  let httpPort: number;
+  let mqttPort: number;
+  if (o.fastHash) {
+    child = forkBundle("hub", "hub-child.mjs", { ...env, HUB_HTTP_PORT: "0", HUB_MQTT_PORT: "0", BENCH_FAST_HASH: "1" });
+    const ready = await child.waitFor("ready", 60_000);
+    httpPort = Number(ready.httpPort);
+    mqttPort = Number(ready.mqttPort);
+  } else {
+    httpPort = await freePort();
+    mqttPort = await freePort();
+    child = spawnHubBundle({ ...env, HUB_HTTP_PORT: String(httpPort), HUB_MQTT_PORT: String(mqttPort) });
+    await waitForHealth(child, httpPort, 60_000);
+  }
   const base = `http://127.0.0.1:${httpPort}`;
   let token = "";
   const api = (path: string, init: { method?: string; body?: unknown } = {}) =>
@@ -185,8 +197,23 @@ export async function startHubTarget(o: { plugs: number; env?: Record<string, st
   };
 }
 
+/** Polls GET /health until the hub answers (any status: it is listening and wired). */
+async function waitForHealth(child: Child, httpPort: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!child.alive) throw new Error(`hub exited before answering /health:\n${child.tail.text()}`);
+    try {
+      await fetch(`http://127.0.0.1:${httpPort}/health`, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`hub did not answer /health on ${httpPort} within ${timeoutMs} ms:\n${child.tail.text()}`);
+}
+
 export async function startAedesTarget(o: { plugs: number }): Promise<Target> {
-  const child = forkTs("aedes", "aedes-child.ts", { BENCH_PORT: "0" });
+  const child = forkBundle("aedes", "aedes-child.mjs", { BENCH_PORT: "0" });
   const ready = await child.waitFor("ready", 60_000);
   const mqttPort = Number(ready.port);
   const sink = await MqttSink.open(mqttPort);
