@@ -347,7 +347,7 @@ export class DeviceService {
 }
 
 /** A valid hash of a random secret, verified against for unknown users. */
-const DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+const DUMMY_HASH = "scrypt$4096$8$4$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 export function rowToReading(row: Record<string, number | null>): Reading {
   const un = (v: number | null | undefined, k: number) => (v === null || v === undefined ? null : v / k);
