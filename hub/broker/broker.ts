@@ -4,8 +4,11 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../../shared/logger.js";
 import type { HubMetrics } from "../metrics.js";
 import type { PlugIdentity } from "../adapters/types.js";
-import { guardSocket, type GuardLimits } from "./byte-guard.js";
-import { KeyedBuckets, TokenBucket } from "./rate-limit.js";
+import { guardSocket, PUBLISH_SETTLED, type GuardLimits } from "./byte-guard.js";
+import { InflightGate, KeyedBuckets, TokenBucket } from "./rate-limit.js";
+
+/** PUBLISH packets past the byte guard and not yet settled (acked or refused) before new ones are shed. */
+export const DEFAULT_MAX_INFLIGHT = 2000;
 
 /** Client ids are MQTT topic levels and device ids here: no wildcards, separators or NUL (A3). */
 const CLIENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
@@ -17,6 +20,8 @@ export interface BrokerLimits extends GuardLimits {
   globalMsgRate: number;
   maxKeepaliveSec: number;
   maxTopicLevels: number;
+  /** Bound on admitted, unsettled PUBLISH packets (default DEFAULT_MAX_INFLIGHT); beyond it they are shed as `backlog`. */
+  maxInflight?: number;
 }
 
 export interface BrokerHooks {
@@ -95,7 +100,15 @@ export async function startBroker(
         },
       );
     },
-    authorizePublish(client, packet, done) {
+    authorizePublish(client, packet, settle) {
+      // However this publish ends, its place in the in-flight gate is released when aedes is told.
+      const release = (client as { conn?: Record<symbol, (() => void) | undefined> } | null)?.conn?.[PUBLISH_SETTLED];
+      const done = release
+        ? (err: Error | null) => {
+            release();
+            settle(err);
+          }
+        : settle;
       const plug = (client as PlugClient | null)?.plug;
       if (!plug) return done(new Error("not authorized"));
       if (packet.topic.startsWith("$")) {
@@ -149,6 +162,7 @@ export async function startBroker(
   aedes.on("connectionError", (client, err) => log.debug({ clientId: client?.id, err: err.message }, "mqtt connection error"));
 
   const globalBudget = new TokenBucket(limits.globalMsgRate, limits.globalMsgRate, now());
+  const gate = new InflightGate(limits.maxInflight ?? DEFAULT_MAX_INFLIGHT);
   const perIp = new KeyedBuckets(limits.connectsPerIpPerSec, limits.connectsPerIpBurst);
   let open = 0;
   const sockets = new Set<Socket>();
@@ -175,7 +189,7 @@ export async function startBroker(
       sockets.delete(socket);
     });
     socket.setNoDelay(true); // RELIABILITY fact 8: Nagle + delayed ACK stall each round trip 44 ms
-    aedes.handle(guardSocket(socket, limits, globalBudget, guardEvents, now));
+    aedes.handle(guardSocket(socket, limits, globalBudget, guardEvents, now, gate));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

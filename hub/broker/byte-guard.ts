@@ -4,7 +4,7 @@
 // PUBLISH packets beyond the connection's rate or the hub's global budget are shed (not forwarded, counted).
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { TokenBucket } from "./rate-limit.js";
+import { TokenBucket, type InflightGate } from "./rate-limit.js";
 
 export interface GuardLimits {
   maxPacketBytes: number;
@@ -18,8 +18,14 @@ export interface GuardLimits {
 
 export interface GuardEvents {
   reject(reason: "first_packet_not_connect" | "packet_too_large" | "connect_timeout" | "rate_limit_disconnect" | "malformed_header"): void;
-  shed(reason: "connection_rate" | "global_budget"): void;
+  shed(reason: "connection_rate" | "global_budget" | "backlog"): void;
 }
+
+/**
+ * On the duplex handed to aedes: call once when aedes has finished with one forwarded PUBLISH (the broker
+ * calls it from authorizePublish's callback), releasing its place in the in-flight gate.
+ */
+export const PUBLISH_SETTLED = Symbol("publishSettled");
 
 const CONNECT = 1;
 const PUBLISH = 3;
@@ -28,7 +34,7 @@ const PUBLISH = 3;
  * Wraps a socket in a Duplex that aedes reads from. Bytes of accepted packets pass through untouched
  * (a slice of the incoming chunk, no copy); shed packets are skipped.
  */
-export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: TokenBucket, events: GuardEvents, now: () => number): Duplex {
+export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: TokenBucket, events: GuardEvents, now: () => number, gate?: InflightGate): Duplex {
   const bucket = new TokenBucket(limits.msgRate, limits.msgBurst, now());
   let sawConnect = false;
   let header: number[] = []; // bytes of a fixed header split across chunks
@@ -36,6 +42,7 @@ export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: T
   let forwarding = true; // whether the current packet's bytes go to aedes
   let shedCount = 0;
   let dead = false;
+  let owed = 0; // PUBLISH packets this connection forwarded that hold a place in the gate
 
   const duplex = new Duplex({
     read() {
@@ -54,6 +61,16 @@ export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: T
     },
   });
   (duplex as unknown as { remoteAddress?: string }).remoteAddress = socket.remoteAddress;
+  (duplex as unknown as Record<symbol, () => void>)[PUBLISH_SETTLED] = () => {
+    if (owed > 0) {
+      owed--;
+      gate?.leave();
+    }
+  };
+  const releaseAll = () => {
+    gate?.leave(owed);
+    owed = 0;
+  };
 
   const connectTimer = setTimeout(() => kill("connect_timeout"), limits.connectTimeoutMs);
   connectTimer.unref();
@@ -116,6 +133,12 @@ export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: T
         } else if (!globalBudget.take(t)) {
           accept = false;
           events.shed("global_budget");
+        } else if (gate) {
+          if (gate.tryEnter()) owed++;
+          else {
+            accept = false;
+            events.shed("backlog");
+          }
         }
       }
       forwarding = accept;
@@ -140,6 +163,7 @@ export function guardSocket(socket: Socket, limits: GuardLimits, globalBudget: T
   socket.on("end", () => duplex.push(null));
   socket.on("close", () => {
     clearTimeout(connectTimer);
+    releaseAll(); // what aedes had not processed is gone with the connection (unacked: the plug resends)
     duplex.destroy();
   });
   socket.on("error", () => {

@@ -50,3 +50,25 @@ export class KeyedBuckets {
     return this.buckets.get(key)?.has(now) ?? true;
   }
 }
+
+/**
+ * Bounds the PUBLISH packets admitted past the byte guard whose processing has not finished (queued in
+ * aedes, waiting for their commit). When it is full the guard sheds new ones, counted, so under overload
+ * the hub's backlog, memory and event-loop delay stay bounded whatever the machine's speed (RELIABILITY
+ * fact 7); a rate budget alone lets a backlog grow wherever the hub is slower than the budget.
+ */
+export class InflightGate {
+  private n = 0;
+  constructor(readonly limit: number) {}
+  get inflight(): number {
+    return this.n;
+  }
+  tryEnter(): boolean {
+    if (this.n >= this.limit) return false;
+    this.n++;
+    return true;
+  }
+  leave(k = 1): void {
+    this.n = Math.max(0, this.n - k);
+  }
+}

@@ -4,7 +4,8 @@
 // Every server and load generator is its own process (procs.ts), so /proc/<pid> describes the hub alone.
 // Traffic stays on 127.0.0.1; every load loop has a fixed duration; the whole run takes ~8–10 minutes.
 // Optional: BENCH_ONLY=latency,commands,memory,disk,capacity,overload runs a subset (for iterating);
-// BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the hub process.
+// BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" passes node flags to the hub process;
+// BENCH_BASELINES=none measures the hub alone.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
@@ -74,7 +75,8 @@ if (!hasMosquitto) {
 }
 const fileLimit = openFileLimit();
 if (fileLimit < 4096) console.log(`warning: open-file limit is ${fileLimit}; 1,000 plugs need ~1,100 descriptors per process (ulimit -n 4096)`);
-const baselines: TargetName[] = hasMosquitto ? ["aedes", "mosquitto"] : ["aedes"];
+// BENCH_BASELINES=none skips the reference lines (for iterating on the hub; the figures then have no ratios).
+const baselines: TargetName[] = process.env.BENCH_BASELINES === "none" ? [] : hasMosquitto ? ["aedes", "mosquitto"] : ["aedes"];
 
 log(`hub-core bench — ${machine.date}, nproc ${machine.nproc}, node ${machine.node}, load average ${machine.loadavgAtStart}`);
 const buildMs = await buildBundles();
@@ -163,7 +165,7 @@ const overload: OverloadStep[] = [];
 const hubCapacity = capacity.hub?.capacity || 5000;
 if (want("overload")) {
   await phase(`overload: 5× and 20× the hub's capacity (${fmtInt(hubCapacity)}/s), ${OVERLOAD_MS / 1000} s each`, async () => {
-    for (const name of ["hub", "aedes"] as TargetName[]) {
+    for (const name of ["hub", ...baselines.filter((b) => b === "aedes")] as TargetName[]) {
       const t: Target | null = await startTarget(name, { plugs: PLUGS, fastHash: true, env: OVERLOAD_ENV });
       if (!t) continue;
       try {
