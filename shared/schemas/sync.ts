@@ -1,0 +1,136 @@
+// The hub ↔ cloud sync protocol (issue 6, ARCHITECTURE §3): the hub's durable outbox goes up as gzip JSON
+// batches on `POST /hub/sync`; commands, live state and config travel over one hub-initiated WebSocket,
+// `GET /hub/link`. Both authenticate with the hub credential (`Authorization: Basic base64(hub_id:hub_secret)`).
+// Every row carries the outbox sequence; the cloud writes rows idempotently (rollups keyed by hub, device and
+// bucket; config by version) and answers with the highest sequence it stored, so a redelivered batch is a no-op.
+import { z } from "zod";
+import { DeviceId, IsoTime } from "./common.js";
+import { RollupPoint, LatestState } from "./rollups.js";
+import { CommandName } from "./devices.js";
+import { PlugFamily } from "./devices.js";
+
+const Seq = z.number().int().positive();
+/** Milliseconds since the epoch of the edit at its origin; the higher version wins (last writer wins). */
+const Version = z.number().int().nonnegative();
+
+export const SyncRollupRow = z.strictObject({ seq: Seq, kind: z.literal("rollup"), point: RollupPoint });
+
+/** A device as the hub has it; `deleted` when it was unpaired. The name is config (synced both ways). */
+export const SyncDeviceRow = z.strictObject({
+  seq: Seq,
+  kind: z.literal("device"),
+  device_id: DeviceId,
+  deleted: z.boolean(),
+  name: z.string().min(1).max(100).nullable(),
+  family: PlugFamily.nullable(),
+  channel: z.number().int().min(0).max(7).nullable(),
+  version: Version,
+});
+
+/** A relay change the hub saw (command, schedule, the plug's button), in order. */
+export const SyncRelayRow = z.strictObject({
+  seq: Seq,
+  kind: z.literal("relay"),
+  device_id: DeviceId,
+  ts: z.number().int().nonnegative(),
+  relay_state: z.boolean(),
+  source: z.enum(["command", "schedule", "plug"]).nullable(),
+});
+
+export const SyncAlertRow = z.strictObject({
+  seq: Seq,
+  kind: z.literal("alert"),
+  alert_id: z.string().min(1).max(64),
+  device_id: DeviceId.nullable(),
+  alert_kind: z.string().min(1).max(32),
+  message: z.string().max(500),
+  started_at: z.number().int().nonnegative(),
+  resolved_at: z.number().int().nonnegative().nullable(),
+  acknowledged_at: z.number().int().nonnegative().nullable(),
+});
+
+/** A schedule as the hub has it (`rule` is the hub's CreateScheduleRequest shape), or its deletion. */
+export const SyncScheduleRow = z.strictObject({
+  seq: Seq,
+  kind: z.literal("schedule"),
+  schedule_id: z.string().min(1).max(64),
+  device_id: DeviceId,
+  deleted: z.boolean(),
+  rule: z.record(z.string(), z.unknown()).nullable(),
+  version: Version,
+});
+
+export const SyncRow = z.discriminatedUnion("kind", [SyncRollupRow, SyncDeviceRow, SyncRelayRow, SyncAlertRow, SyncScheduleRow]);
+export type SyncRow = z.infer<typeof SyncRow>;
+
+export const MAX_SYNC_ROWS = 5000;
+export const SyncBatch = z.strictObject({ rows: z.array(z.unknown()).min(1).max(MAX_SYNC_ROWS) }).meta({ id: "SyncBatch" });
+
+export const SyncAck = z
+  .object({
+    acked_seq: z.number().int().nonnegative().meta({ description: "every row of the batch up to this sequence is durably stored" }),
+    stored: z.number().int().nonnegative(),
+  })
+  .meta({ id: "SyncAck" });
+export type SyncAck = z.infer<typeof SyncAck>;
+
+/** One row the cloud refused, with why (the hub bisects 4xx batches down to these and dead-letters them). */
+export const SyncRejected = z.object({ seq: z.number().int(), index: z.number().int(), reason: z.string() });
+export type SyncRejected = z.infer<typeof SyncRejected>;
+
+// --- the link (JSON text frames) ---
+
+/** cloud → hub: run a command. `expires_at` past means the hub answers `expired` without touching the plug (A19). */
+export const LinkCommand = z.strictObject({
+  type: z.literal("command"),
+  id: z.string().min(1).max(64),
+  device_id: z.string().max(200),
+  command: CommandName,
+  expires_at: IsoTime,
+});
+export type LinkCommand = z.infer<typeof LinkCommand>;
+
+/** cloud → hub: config edited in the cloud (applied when its version is newer than the hub's). */
+export const LinkDeviceConfig = z.strictObject({ type: z.literal("device_config"), device_id: DeviceId, name: z.string().min(1).max(100), version: Version });
+export type LinkDeviceConfig = z.infer<typeof LinkDeviceConfig>;
+
+export const LinkScheduleConfig = z.strictObject({
+  type: z.literal("schedule_config"),
+  schedule_id: z.string().min(1).max(64),
+  device_id: DeviceId,
+  deleted: z.boolean(),
+  rule: z.record(z.string(), z.unknown()).nullable(),
+  version: Version,
+});
+export type LinkScheduleConfig = z.infer<typeof LinkScheduleConfig>;
+
+/** cloud → hub: who may use the hub's local API with a cloud grant (sent on connect and on every change). */
+export const LinkAccess = z.strictObject({
+  type: z.literal("access"),
+  users: z.array(z.strictObject({ user_id: z.string(), email: z.string(), role: z.enum(["owner", "controller", "viewer"]), device_ids: z.array(z.string()).nullable() })),
+  public_key_pem: z.string().max(4096),
+  issued_at: z.number().int(),
+});
+export type LinkAccess = z.infer<typeof LinkAccess>;
+
+export const LinkDown = z.discriminatedUnion("type", [LinkCommand, LinkDeviceConfig, LinkScheduleConfig, LinkAccess]);
+export type LinkDown = z.infer<typeof LinkDown>;
+
+export const LINK_COMMAND_STATUSES = ["confirmed", "offline", "timeout", "failed", "expired", "rejected"] as const;
+/** hub → cloud: what became of a command (`rejected`: unknown device or malformed; never sent to MQTT). */
+export const LinkCommandResult = z.strictObject({
+  type: z.literal("command_result"),
+  id: z.string().max(64),
+  status: z.enum(LINK_COMMAND_STATUSES),
+  relay_state: z.boolean().nullable(),
+  reason: z.string().max(300).nullable(),
+  at: z.number().int(),
+});
+export type LinkCommandResult = z.infer<typeof LinkCommandResult>;
+
+/** hub → cloud: the latest state of devices (throttled) and status changes. */
+export const LinkState = z.strictObject({ type: z.literal("state"), devices: z.array(LatestState).max(1000) });
+export type LinkState = z.infer<typeof LinkState>;
+
+export const LinkUp = z.discriminatedUnion("type", [LinkCommandResult, LinkState]);
+export type LinkUp = z.infer<typeof LinkUp>;
