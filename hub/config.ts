@@ -40,6 +40,18 @@ export const HubEnv = z.object({
   HUB_MQTT_GLOBAL_MSG_RATE: positive.default(15_000),
   HUB_MQTT_CONNECT_TIMEOUT_MS: positive.max(60_000).default(10_000),
   HUB_MQTT_MAX_KEEPALIVE_S: positive.max(65_535).default(3600),
+  HUB_CLOUD_URL: z
+    .string()
+    .default("")
+    .refine((v) => v === "" || /^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(v), "must be an http(s) URL such as https://cloud.example.com, or empty for no cloud"),
+  HUB_NAME: z.string().trim().min(1).max(100).default("Smart plug hub"),
+  HUB_SYNC_INTERVAL_MS: positive.default(10_000),
+  HUB_SYNC_BATCH_ROWS: positive.max(5000).default(5000),
+  HUB_SYNC_TIMEOUT_MS: positive.max(30_000).default(30_000),
+  HUB_SYNC_BACKOFF_MAX_S: positive.default(900),
+  HUB_OUTBOX_MAX_MB: positive.default(64),
+  HUB_OUTBOX_MAX_AGE_DAYS: positive.default(7),
+  HUB_LINK_STATE_MS: positive.default(1000),
 });
 
 export class ConfigError extends Error {
@@ -70,6 +82,14 @@ export interface HubConfig {
   maxEnergyGapMs: number;
   tokens: { accessTtlSec: number; refreshTtlSec: number };
   login: { burst: number; refillSec: number };
+  sync: {
+    /** The cloud's base URL without a trailing slash, or null: no cloud, nothing leaves the LAN. */
+    cloudUrl: string | null;
+    hubName: string;
+    outbox: { maxBytes: number; maxAgeMs: number };
+    uplink: { intervalMs: number; maxRows: number; maxBytes: number; requestTimeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
+    link: { pingMs: number; stateThrottleMs: number };
+  };
   limits: {
     maxPacketBytes: number;
     connectTimeoutMs: number;
@@ -112,6 +132,20 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     maxEnergyGapMs: 5 * 60_000,
     tokens: { accessTtlSec: e.HUB_ACCESS_TOKEN_TTL_S, refreshTtlSec: e.HUB_REFRESH_TOKEN_TTL_S },
     login: { burst: 5, refillSec: 60 },
+    sync: {
+      cloudUrl: e.HUB_CLOUD_URL ? e.HUB_CLOUD_URL.replace(/\/+$/, "") : null,
+      hubName: e.HUB_NAME,
+      outbox: { maxBytes: e.HUB_OUTBOX_MAX_MB * 1024 * 1024, maxAgeMs: e.HUB_OUTBOX_MAX_AGE_DAYS * 86_400_000 },
+      uplink: {
+        intervalMs: e.HUB_SYNC_INTERVAL_MS,
+        maxRows: e.HUB_SYNC_BATCH_ROWS,
+        maxBytes: 4 * 1024 * 1024,
+        requestTimeoutMs: e.HUB_SYNC_TIMEOUT_MS,
+        backoffBaseMs: 1000,
+        backoffMaxMs: e.HUB_SYNC_BACKOFF_MAX_S * 1000,
+      },
+      link: { pingMs: 15_000, stateThrottleMs: e.HUB_LINK_STATE_MS },
+    },
     limits: {
       maxPacketBytes: 16 * 1024, // RELIABILITY A6/A7
       connectTimeoutMs: e.HUB_MQTT_CONNECT_TIMEOUT_MS,

@@ -31,6 +31,7 @@ import { TelemetryQueries } from "./telemetry/telemetry-query.js";
 import { startBroker, type Broker } from "./broker/broker.js";
 import { buildHubApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
+import { SyncService } from "./sync/sync-service.js";
 
 export interface HubOptions {
   log: Logger;
@@ -58,6 +59,7 @@ export interface Hub {
   readonly alerts: AlertService;
   readonly storage: StorageGuard;
   readonly sntp: SntpServer | null;
+  readonly sync: SyncService;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,13 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   retention.start();
   const schedules = new ScheduleService(db, committer, devices, commands, bus, clock, log, { timeZone: config.timeZone, timers: o.scheduleTimers ?? true });
   schedules.start();
+  const sync = new SyncService(db, committer, devices, commands, schedules, bus, metrics, clock, log.child({ part: "sync" }), {
+    ...config.sync,
+    publicHost: config.mqtt.publicHost,
+    mqttPort: () => mqtt.port,
+    timeZone: config.timeZone,
+  });
+  await sync.start();
   const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
 
   async function health(): Promise<HealthResponse> {
@@ -147,6 +156,25 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
       ingest: { status: dbError || storage.full ? "unhealthy" : "healthy", pending: committer.pending, dropped, shed },
       devices: { status: "healthy", paired: all.length, online: all.filter((d) => d.status === "online").length },
     };
+    if (sync.enabled) {
+      const st = sync.status();
+      // The hub works without the cloud: a cloud problem degrades, it never makes the hub unhealthy.
+      const ok = st.uplink.state !== "credential_rejected" && st.uplink.consecutive_failures === 0 && Object.keys(st.outbox.dropped).length === 0;
+      components.sync = {
+        status: ok ? "healthy" : "degraded",
+        hub_id: st.hub_id,
+        claimed: st.claimed,
+        link: st.link.state,
+        uplink: st.uplink.state,
+        last_error: st.uplink.last_error ?? st.link.last_error,
+        last_success_at: st.uplink.last_success_at === null ? null : new Date(st.uplink.last_success_at).toISOString(),
+        queue_depth: st.outbox.depth,
+        queue_bytes: st.outbox.bytes,
+        oldest_unsent_age_s: st.outbox.oldest_unsent_age_s,
+        dropped: st.outbox.dropped,
+        dead_lettered: st.outbox.dead_lettered,
+      };
+    }
     const statuses = Object.values(components).map((c) => c.status);
     return {
       status: statuses.includes("unhealthy") ? "unhealthy" : statuses.includes("degraded") ? "degraded" : "healthy",
@@ -163,7 +191,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   const storage = new StorageGuard(db, committer, alerts, log, { ...config.storage, intervalMs: 5000 });
   storage.start();
   const sntp = config.sntpPort === null ? null : await startSntpServer({ host: config.mqtt.host, port: config.sntpPort }, clock, log);
-  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, alerts, metrics, health, log, clock });
+  const app = buildHubApi({ accounts, devices, commands, telemetry, schedules, energy, alerts, sync, metrics, health, log, clock });
   const server: Server = createServer(app);
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
@@ -190,8 +218,10 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     alerts,
     storage,
     sntp,
+    sync,
     close() {
       closing ??= (async () => {
+        sync.close();
         live.close();
         poller.close();
         schedules.close();

@@ -19,6 +19,15 @@ export function createHubMetrics() {
     securityEvents: new Counter({ name: "hub_security_events_total", help: "denied MQTT actions, by kind", labelNames: ["kind"], registers: [registry] }),
     wsClients: new Gauge({ name: "hub_ws_clients", help: "connected WebSocket clients", registers: [registry] }),
     alerts: new Counter({ name: "hub_alerts_total", help: "alerts raised, by kind", labelNames: ["kind"], registers: [registry] }),
+    outboxDropped: new Counter({ name: "hub_outbox_dropped_total", help: "outbox rows dropped before reaching the cloud, by reason (max_age, full_rollup_1m, …)", labelNames: ["reason"], registers: [registry] }),
+    syncBatches: new Counter({ name: "hub_sync_batches_total", help: "sync batches sent to the cloud, by outcome", labelNames: ["outcome"], registers: [registry] }),
+    syncDeadLettered: new Counter({ name: "hub_sync_dead_lettered_total", help: "outbox rows the cloud refused, moved to sync_dead_letters", registers: [registry] }),
+    linkFrames: new Counter({ name: "hub_link_frames_total", help: "frames received on the cloud link, by type (bad = refused)", labelNames: ["outcome"], registers: [registry] }),
+    outboxDepth: new Gauge({ name: "hub_outbox_rows", help: "rows waiting in the sync outbox", registers: [registry] }),
+    outboxBytes: new Gauge({ name: "hub_outbox_bytes", help: "estimated bytes waiting in the sync outbox", registers: [registry] }),
+    outboxOldestAge: new Gauge({ name: "hub_outbox_oldest_age_seconds", help: "age of the oldest unsent outbox row", registers: [registry] }),
+    syncLastSuccess: new Gauge({ name: "hub_sync_last_success_timestamp_seconds", help: "when the cloud last acknowledged a batch (0 = never)", registers: [registry] }),
+    linkConnected: new Gauge({ name: "hub_link_connected", help: "1 while the cloud link is connected", registers: [registry] }),
     httpRequests: new Counter({ name: "hub_http_requests_total", help: "HTTP requests, by status class", labelNames: ["status"], registers: [registry] }),
   };
   return m;

@@ -20,6 +20,7 @@ import type { EnergyReports } from "../energy/energy-report.js";
 import type { AlertService } from "../alerts/alert-service.js";
 import { AlertQuery, AlertSettings } from "../../shared/schemas/alerts.js";
 import type { HubMetrics } from "../metrics.js";
+import type { SyncService } from "../sync/sync-service.js";
 import type { HealthResponse } from "../../shared/schemas/health.js";
 import { jsonBody, notFound, problemHandler, validate } from "./http.js";
 import { buildOpenApi } from "./openapi.js";
@@ -32,6 +33,7 @@ export interface HubApiDeps {
   schedules: ScheduleService;
   energy: EnergyReports;
   alerts: AlertService;
+  sync: SyncService;
   metrics: HubMetrics;
   health: () => Promise<HealthResponse>;
   log: Logger;
@@ -223,6 +225,15 @@ export function buildHubApi(d: HubApiDeps): express.Express {
   });
 
   // --- operations ---
+  // --- the cloud (issue 6) ---
+  app.get("/cloud", auth, (_req, res) => {
+    res.json(d.sync.status());
+  });
+  app.post("/cloud/claim-code", auth, ownerOnly, async (_req, res) => {
+    if (!d.sync.enabled) throw new NotFoundError("this hub has no cloud (HUB_CLOUD_URL is not set)");
+    res.json(await d.sync.newClaimCode());
+  });
+
   app.get("/health", async (_req, res) => {
     const h = await d.health();
     res.status(h.status === "unhealthy" ? 503 : 200).json(h);

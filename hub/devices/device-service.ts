@@ -194,6 +194,11 @@ export class DeviceService {
     return this.toDevice(st);
   }
 
+  /** A name the database already holds (applied from the cloud by the sync): only the live state changes. */
+  applyName(deviceId: string, name: string): void {
+    this.state(deviceId).name = name;
+  }
+
   /** Removes a device: its credentials stop working at once and its session is dropped (bus → broker). */
   remove(deviceId: string): void {
     const st = this.state(deviceId);

@@ -1,0 +1,267 @@
+// The hub's durable outbox (issue 6 §1). Triggers in migration 0005 add a row, in the same transaction, for
+// every rollup written, device paired/renamed/removed, schedule edited and alert raised or changed; relay
+// changes are added here through the group committer. Each row has a monotonically increasing `seq`. A row
+// names what changed (`kind`, `ref`, `ts`); `materialize` reads the current content when it is sent, so the
+// cloud always receives the final value of a rollup that was re-folded. Bounded by bytes and age: over the
+// budget the oldest 1-minute rollups go first, then hourly and daily ones; relay changes, schedule edits,
+// devices and alerts are never dropped. Every drop is counted.
+import type Database from "better-sqlite3";
+import type { HubDb } from "../db/open-db.js";
+import type { GroupCommitter, WriteOp } from "../ingest/group-committer.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { RollupLevel } from "../../shared/schemas/rollups.js";
+import type { SyncRow } from "../../shared/schemas/sync.js";
+import { fromRollupRow, type StoredRollupRow } from "./rollup-point.js";
+
+export interface OutboxRow {
+  seq: number;
+  kind: string;
+  ref: string;
+  ts: number;
+  payload: string | null;
+  bytes: number;
+}
+
+export interface OutboxOptions {
+  maxBytes: number;
+  maxAgeMs: number;
+}
+
+export interface OutboxStats {
+  depth: number;
+  bytes: number;
+  oldest_seq: number | null;
+  /** Wall-clock ms when the oldest waiting row was queued. */
+  oldest_queued_at: number | null;
+  dropped: Record<string, number>;
+  dead_lettered: number;
+}
+
+/** Rollups are dropped in this order when the outbox is full; nothing else ever is. */
+const DROPPABLE = ["rollup_1m", "rollup_1h", "rollup_1d"] as const;
+const ROLLUP_TABLE: Record<string, { table: string; level: RollupLevel }> = {
+  rollup_1m: { table: "rollup_1m", level: "1m" },
+  rollup_1h: { table: "rollup_1h", level: "1h" },
+  rollup_1d: { table: "rollup_1d", level: "1d" },
+};
+const DROP_SLICE = 5000;
+
+export class Outbox {
+  private readonly q;
+  /** Rows dropped by reason since start (the dead-letter count is in the database). */
+  readonly dropped: Record<string, number> = {};
+  /** stats() sums the whole outbox; health checks and limits within a second share one sum. */
+  private cached: { at: number; stats: OutboxStats } | null = null;
+
+  constructor(
+    private readonly db: HubDb,
+    private readonly committer: GroupCommitter,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: OutboxOptions,
+    private readonly onDrop: (reason: string, n: number) => void = () => undefined,
+  ) {
+    const s = db.sqlite;
+    this.q = {
+      head: s.prepare("SELECT seq, kind, ref, ts, payload, bytes FROM sync_outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
+      totals: s.prepare("SELECT count(*) AS depth, coalesce(sum(bytes), 0) AS bytes, min(seq) AS oldest_seq FROM sync_outbox"),
+      oldestQueued: s.prepare("SELECT queued_at FROM sync_outbox ORDER BY seq LIMIT 1"),
+      deadCount: s.prepare("SELECT count(*) AS n FROM sync_dead_letters"),
+      rollup: Object.fromEntries(
+        Object.entries(ROLLUP_TABLE).map(([kind, { table }]) => [kind, s.prepare(`SELECT * FROM ${table} WHERE bucket = ? AND device = ?`)]),
+      ) as Record<string, Database.Statement<[number, number]>>,
+      deviceByIdx: s.prepare("SELECT device_id FROM devices WHERE idx = ?"),
+      device: s.prepare("SELECT device_id, name, family, channel, name_version FROM devices WHERE device_id = ?"),
+      schedule: s.prepare("SELECT * FROM schedules WHERE id = ?"),
+      tombstone: s.prepare("SELECT device_id, version FROM sync_tombstones WHERE kind = ? AND ref = ?"),
+      alert: s.prepare("SELECT * FROM alerts WHERE id = ?"),
+      agedBefore: s.prepare("SELECT max(seq) AS seq, count(*) AS n FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?"),
+      oldestOfKind: s.prepare("SELECT seq, bytes FROM sync_outbox WHERE kind = ? ORDER BY seq LIMIT ?"),
+    };
+  }
+
+  get enabled(): boolean {
+    return this.db.sqlite.prepare("SELECT 1 FROM meta WHERE key = 'sync_enabled'").get() !== undefined;
+  }
+
+  /**
+   * Turns the outbox on (first start with a cloud): from now on triggers record changes, and what the hub
+   * already has is queued once — every device and schedule, daily and hourly rollups, and the 1-minute
+   * rollups the outbox's age limit allows.
+   */
+  async enable(): Promise<void> {
+    if (this.enabled) return;
+    const since = this.clock.now() - this.opts.maxAgeMs;
+    await this.committer.write(
+      [
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'device', device_id, created_at, 200 FROM devices ORDER BY idx", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'schedule', id, created_at, 400 FROM schedules ORDER BY created_at", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1d', device, bucket, 280 FROM rollup_1d ORDER BY bucket, device", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1h', device, bucket, 280 FROM rollup_1h ORDER BY bucket, device", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1m', device, bucket, 280 FROM rollup_1m WHERE bucket >= ? ORDER BY bucket, device", params: [since] },
+        { sql: "INSERT INTO meta(key, value) VALUES ('sync_enabled', '1') ON CONFLICT(key) DO NOTHING", params: [] },
+      ],
+      { now: true },
+    );
+    this.cached = null;
+    this.log.info(this.stats(), "sync outbox enabled; existing devices, schedules and rollups queued");
+  }
+
+  /** Queues a relay change (the bus sees it; no trigger can). */
+  addRelay(deviceId: string, relayOn: boolean, ts: number, source: "command" | "schedule" | "plug" | null): void {
+    const payload = JSON.stringify({ relay_state: relayOn, source });
+    this.committer.submit(this.insertOp("relay", deviceId, ts, payload), (err) => {
+      if (err) this.log.warn({ err: err.message, deviceId }, "relay change not queued for the cloud");
+    });
+  }
+
+  /** Queues a row for config the hub applied from the cloud, so the cloud sees it echoed with its version. */
+  insertOp(kind: string, ref: string, ts: number, payload: string | null = null): WriteOp {
+    this.cached = null;
+    return { sql: "INSERT INTO sync_outbox (kind, ref, ts, payload, bytes) VALUES (?, ?, ?, ?, ?)", params: [kind, ref, ts, payload, 120 + (payload?.length ?? 0)] };
+  }
+
+  /** Up to `limit` rows after `afterSeq`, oldest first. */
+  head(afterSeq: number, limit: number): OutboxRow[] {
+    return this.q.head.all(afterSeq, limit) as OutboxRow[];
+  }
+
+  /** The wire row for an outbox row, or null when what it names is gone (a rollup purged by retention). */
+  materialize(r: OutboxRow): SyncRow | null {
+    const rollup = ROLLUP_TABLE[r.kind];
+    if (rollup) {
+      const row = this.q.rollup[r.kind]!.get(r.ts, Number(r.ref)) as StoredRollupRow | undefined;
+      if (!row) return null;
+      const dev = this.q.deviceByIdx.get(row.device) as { device_id: string } | undefined;
+      if (!dev) return null;
+      return { seq: r.seq, kind: "rollup", point: fromRollupRow(dev.device_id, rollup.level, row) };
+    }
+    switch (r.kind) {
+      case "relay": {
+        const p = JSON.parse(r.payload ?? "{}") as { relay_state: boolean; source: "command" | "schedule" | "plug" | null };
+        return { seq: r.seq, kind: "relay", device_id: r.ref, ts: r.ts, relay_state: p.relay_state, source: p.source ?? null };
+      }
+      case "device": {
+        const d = this.q.device.get(r.ref) as { device_id: string; name: string; family: string; channel: number; name_version: number } | undefined;
+        if (d) return { seq: r.seq, kind: "device", device_id: d.device_id, deleted: false, name: d.name, family: d.family as never, channel: d.channel, version: d.name_version };
+        const t = this.q.tombstone.get("device", r.ref) as { version: number } | undefined;
+        return { seq: r.seq, kind: "device", device_id: r.ref, deleted: true, name: null, family: null, channel: null, version: t?.version ?? 0 };
+      }
+      case "schedule": {
+        const s = this.q.schedule.get(r.ref) as Record<string, unknown> | undefined;
+        if (s) return { seq: r.seq, kind: "schedule", schedule_id: r.ref, device_id: String(s.device_id), deleted: false, rule: scheduleRule(s), version: Number(s.version) };
+        const t = this.q.tombstone.get("schedule", r.ref) as { device_id: string; version: number } | undefined;
+        if (!t) return null;
+        return { seq: r.seq, kind: "schedule", schedule_id: r.ref, device_id: t.device_id, deleted: true, rule: null, version: t.version };
+      }
+      case "alert": {
+        const a = this.q.alert.get(r.ref) as { id: string; device_id: string | null; kind: string; message: string; started_at: number; resolved_at: number | null; acknowledged_at: number | null } | undefined;
+        if (!a) return null;
+        return {
+          seq: r.seq,
+          kind: "alert",
+          alert_id: a.id,
+          device_id: a.device_id,
+          alert_kind: a.kind,
+          message: a.message,
+          started_at: a.started_at,
+          resolved_at: a.resolved_at,
+          acknowledged_at: a.acknowledged_at,
+        };
+      }
+      default:
+        // A row this version does not know how to send: it goes out as is, and the cloud's answer
+        // (a 4xx) dead-letters it with its reason instead of blocking the queue.
+        return { seq: r.seq, kind: r.kind, ref: r.ref, payload: r.payload } as unknown as SyncRow;
+    }
+  }
+
+  /** Removes every row up to `seq` (the cloud has stored them). */
+  async ack(seq: number): Promise<void> {
+    await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE seq <= ?", params: [seq] }, { now: true });
+    this.cached = null;
+  }
+
+  /** Moves rows the cloud refused out of the queue, with the cloud's reason. */
+  async deadLetter(rows: { row: OutboxRow; wire: unknown; reason: string }[]): Promise<void> {
+    const now = this.clock.now();
+    const ops: WriteOp[] = [];
+    for (const r of rows) {
+      ops.push({
+        sql: "INSERT OR REPLACE INTO sync_dead_letters (seq, kind, ref, row, reason, dead_at) VALUES (?, ?, ?, ?, ?, ?)",
+        params: [r.row.seq, r.row.kind, r.row.ref, JSON.stringify(r.wire ?? null).slice(0, 4000), r.reason.slice(0, 500), now],
+      });
+      ops.push({ sql: "DELETE FROM sync_outbox WHERE seq = ?", params: [r.row.seq] });
+    }
+    await this.committer.write(ops, { now: true });
+    this.cached = null;
+    for (const r of rows) this.log.warn({ seq: r.row.seq, kind: r.row.kind, ref: r.row.ref, reason: r.reason }, "outbox row dead-lettered: the cloud refused it");
+  }
+
+  /** Drops what the age and byte limits no longer allow: aged 1-minute rollups, then the oldest rollups by level. */
+  async enforceLimits(): Promise<void> {
+    const aged = this.q.agedBefore.get(this.clock.now() - this.opts.maxAgeMs) as { seq: number | null; n: number };
+    if (aged.n > 0) {
+      await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?", params: [this.clock.now() - this.opts.maxAgeMs] }, { now: true });
+      this.count("max_age", aged.n);
+    }
+    this.cached = null;
+    let { bytes } = this.stats();
+    for (const kind of DROPPABLE) {
+      while (bytes > this.opts.maxBytes) {
+        const victims = this.q.oldestOfKind.all(kind, DROP_SLICE) as { seq: number; bytes: number }[];
+        if (victims.length === 0) break;
+        let freed = 0;
+        let n = 0;
+        for (const v of victims) {
+          if (bytes - freed <= this.opts.maxBytes) break;
+          freed += v.bytes;
+          n++;
+        }
+        const last = victims[n - 1]!.seq;
+        await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE kind = ? AND seq <= ?", params: [kind, last] }, { now: true });
+        bytes -= freed;
+        this.count(`full_${kind}`, n);
+      }
+    }
+    this.cached = null;
+  }
+
+  private count(reason: string, n: number) {
+    this.dropped[reason] = (this.dropped[reason] ?? 0) + n;
+    this.onDrop(reason, n);
+    this.log.warn({ reason, n }, "outbox rows dropped");
+  }
+
+  stats(): OutboxStats {
+    const now = this.clock.now();
+    if (this.cached && now - this.cached.at < 1000 && now >= this.cached.at) return this.cached.stats;
+    const t = this.q.totals.get() as { depth: number; bytes: number; oldest_seq: number | null };
+    const oldest = this.q.oldestQueued.get() as { queued_at: number } | undefined;
+    const stats = {
+      depth: t.depth,
+      bytes: t.bytes,
+      oldest_seq: t.oldest_seq,
+      oldest_queued_at: oldest?.queued_at ?? null,
+      dropped: { ...this.dropped },
+      dead_lettered: (this.q.deadCount.get() as { n: number }).n,
+    };
+    this.cached = { at: now, stats };
+    return stats;
+  }
+}
+
+/** A stored schedule row as the hub's CreateScheduleRequest (what the cloud stores and sends back). */
+export function scheduleRule(s: Record<string, unknown>): Record<string, unknown> {
+  const common = {
+    name: s.name ?? undefined,
+    time_zone: s.time_zone,
+    enabled: s.enabled === 1,
+    reassert_on_boot: s.reassert_on_boot === 1,
+  };
+  const days = typeof s.days === "string" ? (JSON.parse(s.days) as number[]) : undefined;
+  if (s.type === "window") return { type: "window", days, from: s.from_time, to: s.to_time, action: s.action, ...common };
+  if (s.type === "weekly") return { type: "weekly", days, at: s.at, action: s.action, ...common };
+  return { type: "once", at: s.at, action: s.action, ...common };
+}

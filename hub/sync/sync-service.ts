@@ -1,0 +1,388 @@
+// The hub's side of the cloud (issue 6): registration and claiming, the outbox and its uplink, the link with
+// remote commands, live state and config both ways, and the access list for cloud users on the LAN.
+// Everything here is optional: without HUB_CLOUD_URL the hub never calls out and the outbox stays off.
+import { hostname } from "node:os";
+import type { HubDb } from "../db/open-db.js";
+import { getMeta } from "../db/open-db.js";
+import type { HubBus } from "../bus.js";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { GroupCommitter, WriteOp } from "../ingest/group-committer.js";
+import type { DeviceService } from "../devices/device-service.js";
+import type { CommandService } from "../devices/command-service.js";
+import type { ScheduleService } from "../schedules/schedule-service.js";
+import type { HubMetrics } from "../metrics.js";
+import type { LinkAccess, LinkCommand, LinkCommandResult, LinkDeviceConfig, LinkDown, LinkScheduleConfig } from "../../shared/schemas/sync.js";
+import { CreateScheduleRequest } from "../../shared/schemas/schedules.js";
+import type { LatestState } from "../../shared/schemas/rollups.js";
+import { HubCredential } from "../../shared/schemas/cloud.js";
+import { Outbox, type OutboxStats } from "./outbox.js";
+import { Uplink, fullJitter, type UplinkCredential, type UplinkStatus } from "./uplink.js";
+import { CloudLink, type LinkStatus } from "./link.js";
+
+export interface SyncConfig {
+  cloudUrl: string | null;
+  hubName: string;
+  publicHost: string;
+  mqttPort: () => number;
+  timeZone: string;
+  outbox: { maxBytes: number; maxAgeMs: number };
+  uplink: { intervalMs: number; maxRows: number; maxBytes: number; requestTimeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
+  link: { pingMs: number; stateThrottleMs: number };
+}
+
+export interface SyncStatus {
+  enabled: boolean;
+  cloud_url: string | null;
+  hub_id: string | null;
+  registered: boolean;
+  claimed: boolean;
+  claim_code: string | null;
+  claim_expires_at: string | null;
+  link: LinkStatus;
+  uplink: UplinkStatus;
+  outbox: OutboxStats & { oldest_unsent_age_s: number | null };
+}
+
+/** Hub-side cache of who may use the local API with a cloud grant (LinkAccess). */
+export interface CloudAccess {
+  users: LinkAccess["users"];
+  publicKeyPem: string;
+  issuedAt: number;
+}
+
+export class SyncService {
+  readonly outbox: Outbox;
+  readonly uplink: Uplink;
+  readonly link: CloudLink;
+  private cred: { hubId: string; secret: string } | null = null;
+  private claim: { code: string; expiresAt: number } | null = null;
+  private registerTimer: NodeJS.Timeout | null = null;
+  private limitsTimer: NodeJS.Timeout | null = null;
+  private stateTimer: NodeJS.Timeout | null = null;
+  private readonly dirtyState = new Set<string>();
+  private registerAttempt = 0;
+  private closed = false;
+  access: CloudAccess | null = null;
+
+  constructor(
+    private readonly db: HubDb,
+    private readonly committer: GroupCommitter,
+    private readonly devices: DeviceService,
+    private readonly commands: CommandService,
+    private readonly schedules: ScheduleService,
+    private readonly bus: HubBus,
+    private readonly metrics: HubMetrics,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly cfg: SyncConfig,
+  ) {
+    this.outbox = new Outbox(db, committer, clock, log, cfg.outbox, (reason, n) => metrics.outboxDropped.inc({ reason }, n));
+    const credential = (): UplinkCredential | null =>
+      cfg.cloudUrl && this.cred ? { url: cfg.cloudUrl, authorization: `Basic ${Buffer.from(`${this.cred.hubId}:${this.cred.secret}`).toString("base64")}` } : null;
+    this.uplink = new Uplink(this.outbox, credential, clock, log.child({ part: "uplink" }), cfg.uplink, {
+      onBatch: (outcome) => metrics.syncBatches.inc({ outcome }),
+      onDeadLetter: (n) => metrics.syncDeadLettered.inc(n),
+    });
+    this.link = new CloudLink(
+      credential,
+      {
+        onFrame: (f) => void this.onFrame(f),
+        onBadFrame: (raw, reason) => this.onBadFrame(raw, reason),
+        onOpen: () => this.onLinkOpen(),
+      },
+      clock,
+      log.child({ part: "link" }),
+      { pingMs: cfg.link.pingMs, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
+    );
+    const stored = getMeta(db, "cloud_access");
+    if (stored) this.access = JSON.parse(stored) as CloudAccess;
+  }
+
+  get enabled(): boolean {
+    return this.cfg.cloudUrl !== null;
+  }
+
+  get hubId(): string | null {
+    return this.cred?.hubId ?? null;
+  }
+
+  async start(): Promise<void> {
+    if (!this.cfg.cloudUrl) return;
+    await this.outbox.enable();
+    const id = getMeta(this.db, "cloud_hub_id");
+    const secret = getMeta(this.db, "cloud_hub_secret");
+    const url = getMeta(this.db, "cloud_url");
+    if (id && secret && url === this.cfg.cloudUrl) this.cred = { hubId: id, secret };
+    else void this.register();
+    const claim = getMeta(this.db, "cloud_claim");
+    if (claim) this.claim = JSON.parse(claim) as { code: string; expiresAt: number };
+
+    this.bus.on("relayChanged", ({ deviceId, relayOn, at }) => {
+      this.outbox.addRelay(deviceId, relayOn, at, null);
+      this.markState(deviceId);
+      this.uplink.kick();
+    });
+    this.bus.on("readingReceived", ({ deviceId }) => this.markState(deviceId));
+    this.bus.on("deviceStatusChanged", ({ deviceId }) => this.markState(deviceId));
+    // Config and alerts reach the outbox through triggers; tell the uplink soon rather than on its next tick.
+    for (const ev of ["deviceAdded", "deviceRemoved", "alertChanged"] as const) this.bus.on(ev, () => this.uplink.kick());
+
+    this.uplink.start();
+    this.link.start();
+    this.limitsTimer = setInterval(() => void this.outbox.enforceLimits().catch((err: Error) => this.log.error({ err: err.message }, "outbox limits not enforced")), 60_000);
+    this.limitsTimer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.registerTimer) clearTimeout(this.registerTimer);
+    if (this.limitsTimer) clearInterval(this.limitsTimer);
+    if (this.stateTimer) clearTimeout(this.stateTimer);
+    this.uplink.close();
+    this.link.close();
+  }
+
+  // --- registration and claiming ---
+
+  private async register(): Promise<void> {
+    if (this.closed || !this.cfg.cloudUrl) return;
+    try {
+      const res = await fetch(`${this.cfg.cloudUrl}/hubs/register`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: this.cfg.hubName, mqtt_host: this.cfg.publicHost, mqtt_port: this.cfg.mqttPort(), time_zone: this.cfg.timeZone }),
+        signal: AbortSignal.timeout(this.cfg.uplink.requestTimeoutMs),
+      });
+      const text = await res.text();
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${text.slice(0, 200)}`);
+      const c = HubCredential.parse(JSON.parse(text));
+      this.cred = { hubId: c.hub_id, secret: c.hub_secret };
+      this.claim = { code: c.claim_code, expiresAt: Date.parse(c.claim_expires_at) };
+      await this.committer.write(
+        [metaOp("cloud_hub_id", c.hub_id), metaOp("cloud_hub_secret", c.hub_secret), metaOp("cloud_url", this.cfg.cloudUrl), metaOp("cloud_claim", JSON.stringify(this.claim))],
+        { now: true },
+      );
+      this.log.info({ hubId: c.hub_id, claimCode: c.claim_code, claimExpiresAt: c.claim_expires_at }, `registered with the cloud; claim this hub with code ${c.claim_code}`);
+      this.uplink.kick();
+    } catch (err) {
+      const wait = Math.max(1000, fullJitter(++this.registerAttempt, 2000, this.cfg.uplink.backoffMaxMs));
+      this.log.warn({ err: (err as Error).message, retryInMs: wait }, "could not register with the cloud; will retry");
+      this.registerTimer = setTimeout(() => void this.register(), wait);
+      this.registerTimer.unref();
+    }
+  }
+
+  get claimed(): boolean {
+    return this.access?.users.some((u) => u.role === "owner") ?? false;
+  }
+
+  /** A fresh claim code from the cloud (the previous one stops working). */
+  async newClaimCode(): Promise<{ claim_code: string; claim_expires_at: string }> {
+    const cred = this.cred;
+    if (!this.cfg.cloudUrl || !cred) throw new Error("this hub is not registered with a cloud");
+    const res = await fetch(`${this.cfg.cloudUrl}/hub/claim-code`, {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(`${cred.hubId}:${cred.secret}`).toString("base64")}` },
+      signal: AbortSignal.timeout(this.cfg.uplink.requestTimeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`the cloud answered ${res.status}: ${text.slice(0, 200)}`);
+    const c = JSON.parse(text) as { claim_code: string; claim_expires_at: string };
+    this.claim = { code: c.claim_code, expiresAt: Date.parse(c.claim_expires_at) };
+    await this.committer.write(metaOp("cloud_claim", JSON.stringify(this.claim)), { now: true });
+    this.log.info({ claimCode: c.claim_code }, `new claim code ${c.claim_code}`);
+    return c;
+  }
+
+  // --- the link ---
+
+  private onLinkOpen() {
+    for (const d of this.devices.all()) this.dirtyState.add(d.deviceId);
+    this.flushState();
+  }
+
+  private markState(deviceId: string) {
+    this.dirtyState.add(deviceId);
+    if (!this.stateTimer && this.link.connected) {
+      this.stateTimer = setTimeout(() => this.flushState(), this.cfg.link.stateThrottleMs);
+      this.stateTimer.unref();
+    }
+  }
+
+  private flushState() {
+    this.stateTimer = null;
+    if (!this.link.connected || this.dirtyState.size === 0) return;
+    const states: LatestState[] = [];
+    for (const id of this.dirtyState) {
+      if (!this.devices.has(id)) continue;
+      const d = this.devices.get(id);
+      const st = this.devices.state(id);
+      states.push({
+        device_id: id,
+        ts: st.latest?.ts ?? st.lastSeen ?? this.clock.now(),
+        online: d.status === "online",
+        firmware_version: d.firmware_version,
+        power: st.latest?.power ?? null,
+        voltage: st.latest?.voltage ?? null,
+        current: st.latest?.current ?? null,
+        energy_wh: Math.round(d.energy_kwh * 1_000_000) / 1000,
+        relay_state: d.relay_state,
+      });
+    }
+    this.dirtyState.clear();
+    for (let i = 0; i < states.length; i += 500) this.link.send({ type: "state", devices: states.slice(i, i + 500) });
+  }
+
+  private onBadFrame(raw: string, reason: string) {
+    this.metrics.linkFrames.inc({ outcome: "bad" });
+    this.log.warn({ reason, frame: raw.slice(0, 200) }, "bad frame from the cloud ignored");
+    // A command we can name gets a status back (A19); anything else is only counted.
+    const id = (() => {
+      try {
+        const v = JSON.parse(raw) as { type?: unknown; id?: unknown };
+        return v && v.type === "command" && typeof v.id === "string" && v.id.length <= 64 ? v.id : null;
+      } catch {
+        return null;
+      }
+    })();
+    if (id) this.sendResult({ type: "command_result", id, status: "rejected", relay_state: null, reason: `malformed command: ${reason}`.slice(0, 300), at: this.clock.now() });
+  }
+
+  private sendResult(r: LinkCommandResult) {
+    if (!this.link.send(r)) this.log.warn({ commandId: r.id, status: r.status }, "command result not sent: the link is down (the cloud redelivers; the hub answers from its record)");
+  }
+
+  private async onFrame(f: LinkDown): Promise<void> {
+    this.metrics.linkFrames.inc({ outcome: f.type });
+    try {
+      if (f.type === "command") await this.onCommand(f);
+      else if (f.type === "device_config") await this.applyDeviceConfig(f);
+      else if (f.type === "schedule_config") await this.applyScheduleConfig(f);
+      else if (f.type === "access") await this.applyAccess(f);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, type: f.type }, "cloud frame not applied");
+    }
+  }
+
+  /** A19 / F13: unknown devices and expired commands are answered without touching MQTT; ids run at most once. */
+  private async onCommand(c: LinkCommand) {
+    const at = this.clock.now();
+    if (Date.parse(c.expires_at) <= at) {
+      this.log.info({ commandId: c.id, deviceId: c.device_id }, "expired cloud command rejected");
+      return this.sendResult({ type: "command_result", id: c.id, status: "expired", relay_state: null, reason: `expired at ${c.expires_at}`, at });
+    }
+    if (!this.devices.has(c.device_id)) {
+      return this.sendResult({ type: "command_result", id: c.id, status: "rejected", relay_state: null, reason: `no device '${c.device_id.slice(0, 64)}' on this hub`, at });
+    }
+    const r = await this.commands.execute(c.device_id, c.command, { commandId: `cloud:${c.id}`, source: "cloud" });
+    const status = r.status === "pending" ? "timeout" : r.status;
+    this.sendResult({ type: "command_result", id: c.id, status, relay_state: r.relay_state, reason: null, at: this.clock.now() });
+  }
+
+  /** Last writer wins by version: a cloud rename older than (or as old as) the hub's is ignored. */
+  private async applyDeviceConfig(f: LinkDeviceConfig) {
+    if (!this.devices.has(f.device_id)) return;
+    const row = this.db.sqlite.prepare("SELECT name, name_version FROM devices WHERE device_id = ?").get(f.device_id) as { name: string; name_version: number } | undefined;
+    if (!row || f.version <= row.name_version) {
+      // Tell the cloud what the hub has, so it converges on the newer one.
+      await this.committer.write(this.outbox.insertOp("device", f.device_id, this.clock.now()), { now: true });
+      this.uplink.kick();
+      return;
+    }
+    // One statement sets the name and its version, so the rename trigger keeps the cloud's version and queues the echo.
+    this.db.sqlite.prepare("UPDATE devices SET name = ?, name_version = ? WHERE device_id = ?").run(f.name, f.version, f.device_id);
+    this.devices.applyName(f.device_id, f.name);
+    this.log.info({ deviceId: f.device_id, version: f.version }, "device renamed from the cloud");
+    this.uplink.kick();
+  }
+
+  private async applyScheduleConfig(f: LinkScheduleConfig) {
+    const s = this.db.sqlite;
+    const current = s.prepare("SELECT version FROM schedules WHERE id = ?").get(f.schedule_id) as { version: number } | undefined;
+    const tomb = s.prepare("SELECT version FROM sync_tombstones WHERE kind = 'schedule' AND ref = ?").get(f.schedule_id) as { version: number } | undefined;
+    const mine = Math.max(current?.version ?? 0, tomb?.version ?? 0);
+    const echo = async () => {
+      await this.committer.write(this.outbox.insertOp("schedule", f.schedule_id, this.clock.now()), { now: true });
+      this.uplink.kick();
+    };
+    if (f.version <= mine || !this.devices.has(f.device_id)) return echo();
+    if (f.deleted) {
+      if (current) {
+        s.prepare("DELETE FROM schedules WHERE id = ?").run(f.schedule_id);
+        s.prepare("UPDATE sync_tombstones SET version = ? WHERE kind = 'schedule' AND ref = ?").run(f.version, f.schedule_id);
+      } else {
+        s.prepare("INSERT OR REPLACE INTO sync_tombstones (kind, ref, device_id, version) VALUES ('schedule', ?, ?, ?)").run(f.schedule_id, f.device_id, f.version);
+      }
+      this.log.info({ scheduleId: f.schedule_id }, "schedule deleted from the cloud");
+      await this.schedules.reconcile(f.device_id, "edit");
+      return echo();
+    }
+    const parsed = CreateScheduleRequest.safeParse(f.rule);
+    if (!parsed.success) {
+      this.log.warn({ scheduleId: f.schedule_id, issues: parsed.error.issues.slice(0, 3) }, "schedule from the cloud is not valid here; kept the hub's");
+      return echo();
+    }
+    const r = parsed.data;
+    const row = {
+      id: f.schedule_id,
+      device_id: f.device_id,
+      type: r.type,
+      name: r.name ?? null,
+      days: r.type === "once" ? null : JSON.stringify([...r.days].sort()),
+      at: r.type === "window" ? null : r.at,
+      from_time: r.type === "window" ? r.from : null,
+      to_time: r.type === "window" ? r.to : null,
+      action: r.action,
+      time_zone: r.time_zone ?? this.cfg.timeZone,
+      enabled: r.enabled ? 1 : 0,
+      reassert_on_boot: r.reassert_on_boot ? 1 : 0,
+      created_at: this.clock.now(),
+      version: f.version,
+    };
+    s.prepare(
+      `INSERT INTO schedules (id, device_id, type, name, days, at, from_time, to_time, action, time_zone, enabled, reassert_on_boot, created_at, version)
+       VALUES (@id, @device_id, @type, @name, @days, @at, @from_time, @to_time, @action, @time_zone, @enabled, @reassert_on_boot, @created_at, @version)
+       ON CONFLICT(id) DO UPDATE SET device_id = excluded.device_id, type = excluded.type, name = excluded.name, days = excluded.days, at = excluded.at,
+         from_time = excluded.from_time, to_time = excluded.to_time, action = excluded.action, time_zone = excluded.time_zone, enabled = excluded.enabled,
+         reassert_on_boot = excluded.reassert_on_boot, version = excluded.version`,
+    ).run(row);
+    this.log.info({ scheduleId: f.schedule_id, version: f.version }, "schedule applied from the cloud");
+    await this.schedules.reconcile(f.device_id, "edit");
+  }
+
+  private async applyAccess(f: LinkAccess) {
+    this.access = { users: f.users, publicKeyPem: f.public_key_pem, issuedAt: f.issued_at };
+    await this.committer.write(metaOp("cloud_access", JSON.stringify(this.access)), { now: true });
+    this.log.info({ users: f.users.length }, "cloud access list updated");
+  }
+
+  status(): SyncStatus {
+    const o = this.outbox.stats();
+    const age = o.oldest_queued_at === null ? null : Math.max(0, Math.round((Date.now() - o.oldest_queued_at) / 1000));
+    this.metrics.outboxDepth.set(o.depth);
+    this.metrics.outboxBytes.set(o.bytes);
+    this.metrics.outboxOldestAge.set(age ?? 0);
+    this.metrics.syncLastSuccess.set((this.uplink.status.last_success_at ?? 0) / 1000);
+    this.metrics.linkConnected.set(this.link.connected ? 1 : 0);
+    const claimValid = this.claim && this.claim.expiresAt > this.clock.now() && !this.claimed;
+    return {
+      enabled: this.enabled,
+      cloud_url: this.cfg.cloudUrl,
+      hub_id: this.cred?.hubId ?? null,
+      registered: this.cred !== null,
+      claimed: this.claimed,
+      claim_code: claimValid ? this.claim!.code : null,
+      claim_expires_at: claimValid ? new Date(this.claim!.expiresAt).toISOString() : null,
+      link: { ...this.link.status },
+      uplink: { ...this.uplink.status },
+      outbox: { ...o, oldest_unsent_age_s: age },
+    };
+  }
+}
+
+function metaOp(key: string, value: string): WriteOp {
+  return { sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", params: [key, value] };
+}
+
+export const defaultHubName = () => `Smart plug hub (${hostname()})`;

@@ -1,0 +1,253 @@
+// The uplink (issue 6 §2): sends the outbox to the cloud as gzip JSON batches, one batch in flight, and
+// deletes rows only up to the sequence the cloud says it stored. 2xx acks; 5xx, timeouts and network
+// errors back off with full jitter (capped); 429 waits for Retry-After; 401/403 pause with "hub credential
+// rejected"; any other 4xx bisects the batch until the refused rows stand alone and dead-letters just
+// those, so one bad row never blocks the queue. While rows remain it sends back to back (catch-up).
+import { gzip } from "node:zlib";
+import { promisify } from "node:util";
+import type { Clock } from "../../shared/clock.js";
+import type { Logger } from "../../shared/logger.js";
+import type { SyncAck, SyncRejected } from "../../shared/schemas/sync.js";
+import type { Outbox, OutboxRow } from "./outbox.js";
+
+const gzipAsync = promisify(gzip);
+
+export interface UplinkOptions {
+  /** How often an idle uplink looks for new rows, ms. */
+  intervalMs: number;
+  maxRows: number;
+  /** Uncompressed JSON bytes per batch. */
+  maxBytes: number;
+  requestTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export interface UplinkCredential {
+  url: string;
+  authorization: string;
+}
+
+export type UplinkState = "idle" | "sending" | "backoff" | "rate_limited" | "credential_rejected" | "disabled";
+
+export interface UplinkStatus {
+  state: UplinkState;
+  last_success_at: number | null;
+  last_attempt_at: number | null;
+  last_error: string | null;
+  next_attempt_at: number | null;
+  consecutive_failures: number;
+  batches_sent: number;
+  rows_sent: number;
+  acked_seq: number;
+}
+
+/** Random in [0, min(cap, base · 2^attempt)) — "full jitter" (AWS Architecture Blog, exponential backoff). */
+export function fullJitter(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)));
+}
+
+/** Retry-After as seconds or an HTTP date, in ms from now; null when absent or unreadable. */
+export function retryAfterMs(header: string | null, now: number): number | null {
+  if (!header) return null;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isFinite(at) ? Math.max(0, at - now) : null;
+}
+
+export class Uplink {
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private closed = false;
+  private kicked = false;
+  /** Rows per batch right now: halved on a refused batch (bisecting), restored by successes. */
+  private limit: number;
+  readonly status: UplinkStatus = {
+    state: "idle",
+    last_success_at: null,
+    last_attempt_at: null,
+    last_error: null,
+    next_attempt_at: null,
+    consecutive_failures: 0,
+    batches_sent: 0,
+    rows_sent: 0,
+    acked_seq: 0,
+  };
+  private inFlight: AbortController | null = null;
+
+  constructor(
+    private readonly outbox: Outbox,
+    private readonly credential: () => UplinkCredential | null,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: UplinkOptions,
+    private readonly hooks: { onBatch?: (outcome: string, rows: number) => void; onDeadLetter?: (n: number) => void } = {},
+  ) {
+    this.limit = opts.maxRows;
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** New rows are waiting: send soon if idle (backoff and Retry-After still hold). */
+  kick(): void {
+    if (this.status.state === "idle" && !this.running) this.schedule(0);
+    else this.kicked = true;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.inFlight?.abort();
+  }
+
+  private schedule(delayMs: number) {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.status.next_attempt_at = this.clock.now() + delayMs;
+    this.timer = setTimeout(() => void this.cycle(), delayMs);
+    this.timer.unref();
+  }
+
+  /** One step: send one batch (or nothing) and decide when the next step runs. Tests call it directly. */
+  async cycle(): Promise<void> {
+    if (this.running || this.closed) return;
+    this.running = true;
+    this.kicked = false;
+    let next = this.opts.intervalMs;
+    try {
+      next = await this.sendOne();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, "uplink step failed");
+      next = this.fail(`uplink error: ${(err as Error).message}`, "backoff");
+    } finally {
+      this.running = false;
+    }
+    if (this.kicked && this.status.state === "idle") next = 0;
+    this.schedule(next);
+  }
+
+  private fail(message: string, state: UplinkState, waitMs?: number): number {
+    this.status.consecutive_failures++;
+    this.status.last_error = message;
+    this.status.state = state;
+    return waitMs ?? fullJitter(this.status.consecutive_failures, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+  }
+
+  /** Sends the next batch; returns how long to wait before the next step. */
+  private async sendOne(): Promise<number> {
+    const cred = this.credential();
+    if (!cred) {
+      this.status.state = "disabled";
+      return this.opts.intervalMs;
+    }
+    const rows = this.outbox.head(0, this.limit);
+    if (rows.length === 0) {
+      this.status.state = "idle";
+      this.limit = this.opts.maxRows;
+      return this.opts.intervalMs;
+    }
+    // Materialize and cut at the byte budget; rows whose content is gone are skipped (and acked with the batch).
+    const wire: unknown[] = [];
+    const used: OutboxRow[] = [];
+    let bytes = 2;
+    for (const r of rows) {
+      const w = this.outbox.materialize(r);
+      const text = w ? JSON.stringify(w) : "";
+      if (used.length > 0 && bytes + text.length + 1 > this.opts.maxBytes) break;
+      used.push(r);
+      if (w) {
+        wire.push(w);
+        bytes += text.length + 1;
+      }
+    }
+    const lastSeq = used[used.length - 1]!.seq;
+    if (wire.length === 0) {
+      await this.outbox.ack(lastSeq);
+      return 0;
+    }
+    this.status.state = "sending";
+    this.status.last_attempt_at = this.clock.now();
+    const body = await gzipAsync(Buffer.from(JSON.stringify({ rows: wire })));
+    const ac = new AbortController();
+    this.inFlight = ac;
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${this.opts.requestTimeoutMs} ms`)), this.opts.requestTimeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${cred.url}/hub/sync`, {
+        method: "POST",
+        headers: { authorization: cred.authorization, "content-type": "application/json", "content-encoding": "gzip" },
+        body,
+        signal: ac.signal,
+      });
+      text = await res.text();
+    } catch (err) {
+      const reason = ac.signal.aborted ? String((ac.signal.reason as Error | undefined)?.message ?? "aborted") : (err as Error).message;
+      this.hooks.onBatch?.("network_error", wire.length);
+      if (this.closed) return this.opts.intervalMs;
+      this.log.warn({ err: reason, rows: wire.length }, "sync batch failed; backing off");
+      return this.fail(`cloud unreachable: ${reason}`, "backoff");
+    } finally {
+      clearTimeout(timer);
+      this.inFlight = null;
+    }
+
+    if (res.ok) {
+      const ack = JSON.parse(text) as SyncAck;
+      const upTo = Math.min(lastSeq, ack.acked_seq);
+      await this.outbox.ack(upTo);
+      this.hooks.onBatch?.("acked", wire.length);
+      this.status.state = "idle";
+      this.status.last_success_at = this.clock.now();
+      this.status.last_error = null;
+      this.status.consecutive_failures = 0;
+      this.status.batches_sent++;
+      this.status.rows_sent += wire.length;
+      this.status.acked_seq = Math.max(this.status.acked_seq, upTo);
+      this.limit = Math.min(this.opts.maxRows, this.limit * 2);
+      // Catch-up: more rows waiting → straight on.
+      return this.outbox.head(upTo, 1).length > 0 ? 0 : this.opts.intervalMs;
+    }
+    this.hooks.onBatch?.(`http_${res.status}`, wire.length);
+    if (res.status === 429) {
+      const wait = retryAfterMs(res.headers.get("retry-after"), this.clock.now()) ?? 60_000;
+      this.log.warn({ waitMs: wait }, "cloud asked the hub to slow down (429)");
+      return this.fail("rate limited by the cloud (429)", "rate_limited", wait);
+    }
+    if (res.status === 401 || res.status === 403) {
+      this.log.error({ status: res.status }, "hub credential rejected by the cloud; sync paused");
+      return this.fail("hub credential rejected", "credential_rejected", this.opts.backoffMaxMs);
+    }
+    if (res.status >= 500 || res.status === 408) {
+      const retryAfter = retryAfterMs(res.headers.get("retry-after"), this.clock.now());
+      const wait = this.fail(`cloud answered ${res.status}`, "backoff");
+      return retryAfter !== null ? Math.max(wait, retryAfter) : wait;
+    }
+    // Any other 4xx: the batch holds something the cloud will never take. Bisect down to single rows.
+    const problem = safeJson(text) as { detail?: string; rejected?: SyncRejected[] } | null;
+    if (wire.length === 1) {
+      const reason = problem?.rejected?.[0]?.reason ?? problem?.detail ?? `HTTP ${res.status}`;
+      const row = used.find((r) => r.seq === (wire[0] as { seq: number }).seq)!;
+      await this.outbox.deadLetter([{ row, wire: wire[0], reason }]);
+      this.hooks.onDeadLetter?.(1);
+      // Rows before it in this batch were content-less; ack them with it.
+      if (row.seq > 0) await this.outbox.ack(Math.min(lastSeq, row.seq));
+      this.status.state = "idle";
+      return 0;
+    }
+    this.limit = Math.max(1, Math.ceil(Math.min(this.limit, used.length) / 2));
+    this.log.warn({ status: res.status, rows: wire.length, nextRows: this.limit }, "cloud refused a batch; bisecting to find the rows it refuses");
+    this.status.state = "idle";
+    return 0;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
