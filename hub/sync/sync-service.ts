@@ -349,6 +349,7 @@ export class SyncService {
     ).run(row);
     this.log.info({ scheduleId: f.schedule_id, version: f.version }, "schedule applied from the cloud");
     await this.schedules.reconcile(f.device_id, "edit");
+    await echo();
   }
 
   private async applyAccess(f: LinkAccess) {

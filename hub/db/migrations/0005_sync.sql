@@ -69,8 +69,8 @@ CREATE TRIGGER `sync_schedule_insert` AFTER INSERT ON `schedules` BEGIN
 	INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'schedule', NEW.id, NEW.created_at, 400 WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'sync_enabled');
 END;
 --> statement-breakpoint
-CREATE TRIGGER `sync_schedule_update` AFTER UPDATE ON `schedules` BEGIN
-	UPDATE schedules SET version = MAX(OLD.version + 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) WHERE id = NEW.id AND NEW.version = OLD.version;
+CREATE TRIGGER `sync_schedule_update` AFTER UPDATE ON `schedules` WHEN NEW.version = OLD.version BEGIN
+	UPDATE schedules SET version = MAX(OLD.version + 1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) WHERE id = NEW.id;
 	INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'schedule', NEW.id, NEW.created_at, 400 WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'sync_enabled');
 END;
 --> statement-breakpoint
