@@ -20,6 +20,7 @@ import { RollupStore } from "./timeseries/rollup-store.js";
 import { noHubLink, type HubLink } from "./link/hub-link.js";
 import { buildCloudApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
+import { SyncService } from "./sync/sync-service.js";
 
 export interface CloudOptions {
   log: Logger;
@@ -114,7 +115,9 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
       };
     }
 
-    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy });
+    const sync = new SyncService(db.orm, rollups, bus, clock, log, metrics);
+    const hubSync = { sync };
+    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync });
     const server: Server = createServer(app);
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;

@@ -33,6 +33,7 @@ import { KeyedBuckets } from "../auth/rate-limit.js";
 import { cors, jsonBody, notFound, problemHandler, validate } from "./http.js";
 import { buildCloudOpenApi } from "./openapi.js";
 import { redocPage, redocBundlePath } from "./redoc.js";
+import { mountHubSync, type HubSyncDeps } from "./hub-sync.js";
 
 export interface CloudApiDeps {
   accounts: AccountService;
@@ -47,6 +48,8 @@ export interface CloudApiDeps {
   corsOrigins: string[];
   hubRegistrationsPerHour: number;
   trustProxy: boolean | number | string;
+  /** Issue 6: hub sync, link-side config, schedules, alerts and local grants (cloud/api/hub-sync.ts). */
+  hubSync?: HubSyncDeps;
 }
 
 type Locals = { user: AccessClaims };
@@ -60,7 +63,7 @@ function bearer(req: Request): string | null {
   return m[1]!;
 }
 
-const COMMAND_HTTP: Record<CloudCommandStatus, number> = { queued: 202, sent: 202, confirmed: 200, offline: 409, timeout: 504, expired: 410 };
+const COMMAND_HTTP: Record<CloudCommandStatus, number> = { queued: 202, sent: 202, confirmed: 200, offline: 409, timeout: 504, failed: 502, expired: 410, rejected: 422 };
 
 export function buildCloudApi(d: CloudApiDeps): express.Express {
   const app = express();
@@ -282,6 +285,8 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
   app.get("/redoc/redoc.standalone.js", (_req, res) => {
     res.sendFile(redocBundlePath(), { maxAge: "1d" });
   });
+
+  if (d.hubSync) mountHubSync(app, d.hubSync, { hubAuth, auth });
 
   app.use(notFound);
   app.use(problemHandler(d.log));

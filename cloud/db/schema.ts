@@ -1,6 +1,6 @@
 // Cloud metadata schema (drizzle, PostgreSQL dialect; the same migrations run on PGlite and PostgreSQL).
 // Time series live in InfluxDB, not here; this holds who owns what and the latest state hubs report.
-import { pgTable, text, uuid, timestamp, boolean, doublePrecision, integer, bigserial, jsonb, primaryKey, index, uniqueIndex } from "drizzle-orm/pg-core";
+import { pgTable, text, uuid, timestamp, boolean, doublePrecision, integer, bigint, bigserial, jsonb, primaryKey, index, uniqueIndex } from "drizzle-orm/pg-core";
 
 import type { Tariff } from "../../shared/schemas/energy.js";
 
@@ -51,6 +51,9 @@ export const hubs = pgTable(
     claimedAt: ts("claimed_at"),
     lastSeen: ts("last_seen"),
     createdAt: ts("created_at").notNull(),
+    /** Highest outbox sequence of this hub the cloud has durably stored (issue 6: POST /hub/sync acks it). */
+    syncedSeq: bigint("synced_seq", { mode: "number" }).notNull().default(0),
+    lastSyncAt: ts("last_sync_at"),
   },
   (t) => [uniqueIndex("hubs_claim_code").on(t.claimCodeHash), index("hubs_owner").on(t.ownerId)],
 );
@@ -97,6 +100,12 @@ export const devices = pgTable(
     voltage: doublePrecision("voltage"),
     current: doublePrecision("current"),
     energyWh: doublePrecision("energy_wh"),
+    /** Version (ms at the edit's origin) of `name`: last writer wins between hub and cloud (issue 6). */
+    nameVersion: bigint("name_version", { mode: "number" }).notNull().default(0),
+    /** The name was edited in the cloud and the hub has not echoed that version back yet. */
+    namePending: boolean("name_pending").notNull().default(false),
+    /** When the hub saw the relay change stored in relay_on (ms); older relay rows do not move it back. */
+    relayAt: bigint("relay_at", { mode: "number" }),
   },
   (t) => [uniqueIndex("devices_hub_device").on(t.hubId, t.deviceId), index("devices_device_id").on(t.deviceId)],
 );
@@ -154,4 +163,46 @@ export const auditLogs = pgTable(
     ip: text("ip"),
   },
   (t) => [index("audit_logs_at").on(t.at), index("audit_logs_actor").on(t.actorUserId)],
+);
+
+/** Alerts the hub raised, synced up (issue 6); keyed by the hub's alert id, so redelivery overwrites itself. */
+export const alerts = pgTable(
+  "alerts",
+  {
+    hubId: uuid("hub_id")
+      .notNull()
+      .references(() => hubs.id, { onDelete: "cascade" }),
+    alertId: text("alert_id").notNull(),
+    /** Hub-local device id (null: a hub-wide alert such as storage). */
+    deviceId: text("device_id"),
+    kind: text("kind").notNull(),
+    message: text("message").notNull(),
+    startedAt: ts("started_at").notNull(),
+    resolvedAt: ts("resolved_at"),
+    acknowledgedAt: ts("acknowledged_at"),
+  },
+  (t) => [primaryKey({ columns: [t.hubId, t.alertId] }), index("alerts_hub_device").on(t.hubId, t.deviceId)],
+);
+
+/**
+ * Schedules, edited on either side (issue 6): `rule` is the hub's CreateScheduleRequest shape. Last writer wins
+ * by `version`; a deletion is kept as a tombstone so a stale upsert cannot bring the schedule back.
+ */
+export const schedules = pgTable(
+  "schedules",
+  {
+    hubId: uuid("hub_id")
+      .notNull()
+      .references(() => hubs.id, { onDelete: "cascade" }),
+    id: text("id").notNull(),
+    deviceId: text("device_id").notNull(),
+    rule: jsonb("rule").$type<Record<string, unknown>>(),
+    version: bigint("version", { mode: "number" }).notNull(),
+    deleted: boolean("deleted").notNull().default(false),
+    /** Edited in the cloud and not yet echoed back by the hub: pushed on every link connect. */
+    pending: boolean("pending").notNull().default(false),
+    createdAt: ts("created_at").notNull(),
+    updatedAt: ts("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.hubId, t.id] }), index("schedules_id").on(t.id), index("schedules_hub_device").on(t.hubId, t.deviceId)],
 );

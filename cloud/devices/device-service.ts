@@ -117,6 +117,9 @@ export class DeviceService {
       voltage: null,
       current: null,
       energyWh: null,
+      nameVersion: now.getTime(),
+      namePending: true,
+      relayAt: null,
     };
     try {
       await this.db.transaction(async (tx) => {
@@ -139,7 +142,9 @@ export class DeviceService {
     const { row } = await this.require(userId, idParam, "owner");
     const now = new Date(this.clock.now());
     const updated = await this.db.transaction(async (tx) => {
-      const [r] = await tx.update(devices).set({ name }).where(eq(devices.id, row.id)).returning();
+      // A cloud edit is a new version (last writer wins, issue 6), pushed to the hub until it echoes it back.
+      const nameVersion = Math.max(now.getTime(), row.nameVersion + 1);
+      const [r] = await tx.update(devices).set({ name, nameVersion, namePending: true }).where(eq(devices.id, row.id)).returning();
       await audit(tx, now, actor, { action: "device.rename", targetType: "device", targetId: row.id });
       return r!;
     });

@@ -77,7 +77,7 @@ export const ChangePasswordRequest = z
  * The cloud's answer to POST /devices/{id}/command: the seed's fields, with statuses for a command that
  * is stored and waits for the hub link (`queued`), was handed to the hub (`sent`), or ran out of time.
  */
-export const CloudCommandStatus = z.enum(["queued", "sent", "confirmed", "offline", "timeout", "expired"]);
+export const CloudCommandStatus = z.enum(["queued", "sent", "confirmed", "offline", "timeout", "failed", "expired", "rejected"]);
 export type CloudCommandStatus = z.infer<typeof CloudCommandStatus>;
 export const CloudCommandResponse = z
   .object({
