@@ -32,6 +32,7 @@ import { startBroker, type Broker } from "./broker/broker.js";
 import { buildHubApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
 import { SyncService } from "./sync/sync-service.js";
+import { GrantVerifier, isGrant } from "./sync/grants.js";
 
 export interface HubOptions {
   log: Logger;
@@ -125,6 +126,10 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     timeZone: config.timeZone,
   });
   await sync.start();
+  if (sync.enabled) {
+    const grants = new GrantVerifier(() => sync.access, () => sync.hubId);
+    accounts.grants = { isGrant, verify: (token) => grants.verify(token) };
+  }
   const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
 
   async function health(): Promise<HealthResponse> {

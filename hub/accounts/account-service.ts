@@ -146,8 +146,18 @@ export class AccountService {
     this.onRevoke.push(f);
   }
 
-  /** Verifies an access token and that its sign-in was not revoked. */
+  /** Cloud grants (issue 6 §7) are verified by this, when the hub has a cloud. */
+  grants: { isGrant(token: string): boolean; verify(token: string): Promise<AccessClaims> } | null = null;
+
+  /** Verifies an access token (or a cloud grant) and that its sign-in was not revoked. */
   async authenticate(token: string): Promise<AccessClaims> {
+    if (this.grants?.isGrant(token)) {
+      try {
+        return await this.grants.verify(token);
+      } catch (err) {
+        throw new UnauthorizedError(`cloud grant is not valid for this hub: ${(err as Error).message}`);
+      }
+    }
     let claims: AccessClaims;
     try {
       claims = await this.tokens.verifyAccess(token);

@@ -11,8 +11,11 @@ export const AUDIENCE = "smartplug-hub-api";
 
 export interface AccessClaims {
   userId: string;
-  role: "owner" | "member";
+  /** `viewer` only for cloud users with a viewer share (issue 6 §7): reads, never switches or edits. */
+  role: "owner" | "member" | "viewer";
   familyId: string;
+  /** Cloud users with device-level shares see only these devices; absent or null = every device. */
+  deviceIds?: string[] | null;
 }
 
 export class TokenService {

@@ -63,8 +63,23 @@ export function buildHubApi(d: HubApiDeps): express.Express {
   const auth = async (req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
     const token = bearer(req);
     if (!token) throw new UnauthorizedError();
-    res.locals.user = await d.accounts.authenticate(token);
+    const user = await d.accounts.authenticate(token);
+    res.locals.user = user;
+    // A cloud user shared single devices sees only those; any other id is a 404 like a missing one (A10).
+    const id = req.params.id;
+    if (user.deviceIds && typeof id === "string" && req.route?.path?.toString().startsWith("/devices/:id") && !user.deviceIds.includes(id)) {
+      throw new NotFoundError(`no device '${id.slice(0, 64)}'`);
+    }
     next();
+  };
+  /** Viewers (cloud users with a viewer share) read; they never switch plugs or edit schedules. */
+  const control = (_req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
+    if (res.locals.user.role === "viewer") throw new ForbiddenError("your share of this hub is view-only");
+    next();
+  };
+  const visible = (res: Response<unknown, Locals>, deviceId: string | null) => {
+    const ids = res.locals.user.deviceIds;
+    return !ids || (deviceId !== null && ids.includes(deviceId));
   };
   const ownerOnly = (_req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
     if (res.locals.user.role !== "owner") throw new ForbiddenError("only the hub's owner can do this");
@@ -96,12 +111,18 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     res.status(204).end();
   });
   app.get("/users/me", auth, (_req, res: Response<unknown, Locals>) => {
-    res.json(d.accounts.getUser(res.locals.user.userId));
+    const u = res.locals.user;
+    if (u.userId.startsWith("cloud:")) {
+      const entry = d.sync.access?.users.find((x) => `cloud:${x.user_id}` === u.userId);
+      res.json({ id: u.userId, email: entry?.email ?? null, name: null, role: u.role, source: "cloud", device_ids: u.deviceIds ?? null });
+      return;
+    }
+    res.json(d.accounts.getUser(u.userId));
   });
 
   // --- devices ---
-  app.get("/devices", auth, (_req, res) => {
-    res.json(d.devices.list());
+  app.get("/devices", auth, (_req, res: Response<unknown, Locals>) => {
+    res.json(d.devices.list().filter((x) => visible(res, x.device_id)));
   });
   app.post("/devices", auth, ownerOnly, ...body, async (req, res) => {
     const created = await d.devices.pair(validate(CreateDeviceRequest, req.body));
@@ -118,7 +139,7 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     d.devices.remove(deviceId(req));
     res.status(204).end();
   });
-  app.post("/devices/:id/command", auth, ...body, async (req, res) => {
+  app.post("/devices/:id/command", auth, control, ...body, async (req, res) => {
     const id = deviceId(req);
     d.devices.state(id);
     const input = validate(CommandRequest, req.body);
@@ -177,11 +198,11 @@ export function buildHubApi(d: HubApiDeps): express.Express {
   });
 
   // --- alerts ---
-  app.get("/alerts", auth, (req, res) => {
+  app.get("/alerts", auth, (req, res: Response<unknown, Locals>) => {
     const q = validate(AlertQuery, req.query);
-    res.json(d.alerts.list({ active: q.active === undefined ? undefined : q.active === "true", deviceId: q.device_id, limit: q.limit }));
+    res.json(d.alerts.list({ active: q.active === undefined ? undefined : q.active === "true", deviceId: q.device_id, limit: q.limit }).filter((a) => visible(res, a.device_id)));
   });
-  app.post("/alerts/:aid/ack", auth, (req, res) => {
+  app.post("/alerts/:aid/ack", auth, control, (req, res) => {
     res.json(d.alerts.acknowledge(String(req.params.aid)));
   });
   app.get("/devices/:id/alert-settings", auth, (req, res) => {
@@ -196,30 +217,39 @@ export function buildHubApi(d: HubApiDeps): express.Express {
   });
 
   // --- schedules ---
-  app.get("/schedules", auth, (_req, res) => {
-    res.json(d.schedules.list());
+  app.get("/schedules", auth, (_req, res: Response<unknown, Locals>) => {
+    res.json(d.schedules.list().filter((x) => visible(res, x.device_id)));
   });
+  /** A schedule on a device the caller may not see is a 404 like a missing one. */
+  const schedule = (req: Request, res: Response<unknown, Locals>) => {
+    const sid = String(req.params.sid);
+    const s = d.schedules.get(sid);
+    if (!visible(res, s.device_id)) throw new NotFoundError(`no schedule '${sid.slice(0, 64)}'`);
+    return s;
+  };
   app.get("/devices/:id/schedules", auth, (req, res) => {
     const id = deviceId(req);
     d.devices.state(id);
     res.json(d.schedules.list(id));
   });
-  app.post("/devices/:id/schedules", auth, ...body, (req, res) => {
+  app.post("/devices/:id/schedules", auth, control, ...body, (req, res) => {
     const id = deviceId(req);
     d.devices.state(id);
     const created = d.schedules.create(id, validate(CreateScheduleRequest, req.body));
     void d.schedules.reconcile(id, "edit");
     res.status(201).location(`/schedules/${created.id}`).json(created);
   });
-  app.get("/schedules/:sid", auth, (req, res) => {
-    res.json(d.schedules.get(String(req.params.sid)));
+  app.get("/schedules/:sid", auth, (req, res: Response<unknown, Locals>) => {
+    res.json(schedule(req, res));
   });
-  app.patch("/schedules/:sid", auth, ...body, (req, res) => {
+  app.patch("/schedules/:sid", auth, control, ...body, (req, res: Response<unknown, Locals>) => {
+    schedule(req, res);
     const updated = d.schedules.update(String(req.params.sid), validate(UpdateScheduleRequest, req.body));
     void d.schedules.reconcile(updated.device_id, "edit");
     res.json(updated);
   });
-  app.delete("/schedules/:sid", auth, (req, res) => {
+  app.delete("/schedules/:sid", auth, control, (req, res: Response<unknown, Locals>) => {
+    schedule(req, res);
     d.schedules.remove(String(req.params.sid));
     res.status(204).end();
   });

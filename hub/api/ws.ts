@@ -81,7 +81,7 @@ export function attachLiveSocket(
       const ok: string[] = [];
       for (const id of ids as string[]) {
         // Every local user may see every device of the hub; unknown ids get an error frame, never data.
-        if (!d.devices.has(id)) {
+        if (!d.devices.has(id) || (s.claims.deviceIds && !s.claims.deviceIds.includes(id))) {
           reply(s, { type: "error", code: "not-found", device_id: id.slice(0, 64), detail: "no such device" });
           continue;
         }
@@ -114,6 +114,7 @@ export function attachLiveSocket(
     let frame: string | null = null;
     for (const s of sessions) {
       if (!s.all && !s.devices.has(deviceId)) continue;
+      if (s.claims.deviceIds && !s.claims.deviceIds.includes(deviceId)) continue;
       frame ??= JSON.stringify(body);
       send(s, frame);
     }
