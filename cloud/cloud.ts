@@ -17,10 +17,11 @@ import { DeviceService } from "./devices/device-service.js";
 import { CommandService } from "./devices/command-service.js";
 import { InfluxV1 } from "./timeseries/influx-v1.js";
 import { RollupStore } from "./timeseries/rollup-store.js";
-import { noHubLink, type HubLink } from "./link/hub-link.js";
+import type { HubLink } from "./link/hub-link.js";
 import { buildCloudApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
 import { SyncService } from "./sync/sync-service.js";
+import { LinkServer } from "./link/link-server.js";
 
 export interface CloudOptions {
   log: Logger;
@@ -32,6 +33,8 @@ export interface CloudOptions {
   /** InfluxDB write retries (tests shorten the backoff). */
   influxRetry?: { attempts: number; baseMs: number; maxMs: number };
   wsMaxBufferedBytes?: number;
+  /** Hub link ping interval (default 15 s). */
+  linkPingMs?: number;
 }
 
 export interface Cloud {
@@ -44,6 +47,7 @@ export interface Cloud {
   readonly hubs: HubService;
   readonly devices: DeviceService;
   readonly rollups: RollupStore;
+  readonly link: LinkServer;
   close(): Promise<void>;
 }
 
@@ -55,8 +59,9 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
   const startedAt = clock.now();
   const metrics = createCloudMetrics();
   const bus = new CloudBus();
-  const link = o.link ?? noHubLink;
   const db = await openCloudDb({ dataDir: config.dataDir, databaseUrl: config.databaseUrl }, log);
+  const linkServer = new LinkServer(db.orm, bus, clock, log, metrics, { pingMs: o.linkPingMs });
+  const link: HubLink = o.link ?? linkServer;
   try {
     const tokens = await TokenService.open(
       { dataDir: config.dataDir, privateKeyPem: config.jwt.privateKeyPem, issuer: config.jwt.issuer, accessTtlSec: config.tokens.accessTtlSec },
@@ -70,7 +75,7 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
     });
     const hubs = new HubService(db.orm, link, bus, clock, log, { claimTtlSec: config.claim.ttlSec, claimBurst: config.claim.burst, claimRefillSec: config.claim.refillSec });
     const devices = new DeviceService(db.orm, hubs, bus, clock, log, { secretCost: o.secretCost });
-    const commands = new CommandService(db.orm, link, bus, clock, log, { ttlSec: config.commandTtlSec, onStatus: (status) => metrics.commands.inc({ status }) });
+    const commands = new CommandService(db.orm, link, bus, clock, log, { ttlSec: config.commandTtlSec, waitMs: config.commandWaitMs, onStatus: (status) => metrics.commands.inc({ status }) });
     const influx = new InfluxV1(
       {
         url: config.influx.url,
@@ -116,12 +121,15 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
     }
 
     const sync = new SyncService(db.orm, rollups, bus, clock, log, metrics);
-    const hubSync = { sync };
+    const hubSync = { sync, link: linkServer };
     const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync });
     const server: Server = createServer(app);
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
     const live = attachLiveSocket(server, { accounts, devices, bus, metrics, log, allowedOrigins: config.corsOrigins, maxBufferedBytes: o.wsMaxBufferedBytes });
+    if (!o.link) {
+      linkServer.start({ server, authenticateHub: (id, secret) => hubs.authenticateHub(id, secret), setLatest: (hubId, s) => devices.setLatest(hubId, s), publicKeyPem: tokens.publicKeyPem });
+    }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(config.http.port, config.http.host, () => resolve());
@@ -140,9 +148,11 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
       hubs,
       devices,
       rollups,
+      link: linkServer,
       close() {
         closing ??= (async () => {
           live.close();
+          linkServer.close();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeAllConnections();

@@ -42,6 +42,8 @@ export const CloudEnv = z.object({
   CLOUD_REFRESH_TOKEN_TTL_S: positive.min(3600).default(30 * 86_400),
   CLOUD_CLAIM_CODE_TTL_S: positive.min(60).max(3600).default(600),
   CLOUD_COMMAND_TTL_S: positive.min(5).max(86_400).default(300),
+  CLOUD_COMMAND_WAIT_MS: z.coerce.number().int().min(0).max(30_000).default(5000),
+  CLOUD_GRANT_TTL_S: positive.min(7 * 86_400).max(90 * 86_400).default(8 * 86_400),
   CLOUD_HUB_REGISTRATIONS_PER_HOUR: positive.default(60),
   CLOUD_TRUST_PROXY: z.string().default("false"),
 });
@@ -73,6 +75,10 @@ export interface CloudConfig {
   login: { burst: number; refillSec: number };
   claim: { ttlSec: number; burst: number; refillSec: number };
   commandTtlSec: number;
+  /** How long POST /devices/{id}/command waits for the hub's result before answering 202 `sent` (0: never waits). */
+  commandWaitMs: number;
+  /** Lifetime of a local-access grant (POST /hubs/{id}/local-grant); at least 7 days (issue 6 §7). */
+  grantTtlSec: number;
   /** Unauthenticated hub self-registrations allowed per client address per hour (burst of 10). */
   hubRegistrationsPerHour: number;
   /** Express "trust proxy": false, true, a hop count, or addresses/CIDRs of the load balancers (client IPs for rate limits). */
@@ -113,6 +119,8 @@ export function loadCloudConfig(env: Record<string, string | undefined>): Readon
     login: { burst: 5, refillSec: 60 }, // RELIABILITY A14: 5 failures per address or account, then one a minute
     claim: { ttlSec: e.CLOUD_CLAIM_CODE_TTL_S, burst: 5, refillSec: 60 }, // RELIABILITY A17
     commandTtlSec: e.CLOUD_COMMAND_TTL_S,
+    commandWaitMs: e.CLOUD_COMMAND_WAIT_MS,
+    grantTtlSec: e.CLOUD_GRANT_TTL_S,
     hubRegistrationsPerHour: e.CLOUD_HUB_REGISTRATIONS_PER_HOUR,
     trustProxy: e.CLOUD_TRUST_PROXY === "true" ? true : e.CLOUD_TRUST_PROXY === "false" ? false : /^\d+$/.test(e.CLOUD_TRUST_PROXY) ? Number(e.CLOUD_TRUST_PROXY) : e.CLOUD_TRUST_PROXY,
   });

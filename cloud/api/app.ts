@@ -201,8 +201,10 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
   });
   app.patch("/devices/:id", auth, ...body, async (req, res: Res) => {
     const id = param(req, "id");
-    await d.devices.require(uid(res), id, "owner");
-    res.json(await d.devices.rename(uid(res), id, validate(UpdateDeviceRequest, req.body).name, actorOf(req, res)));
+    const { row } = await d.devices.require(uid(res), id, "owner");
+    const renamed = await d.devices.rename(uid(res), id, validate(UpdateDeviceRequest, req.body).name, actorOf(req, res));
+    await d.hubSync?.link.pushDeviceConfig(row.hubId, row.deviceId); // LinkDeviceConfig (issue 6); else on connect
+    res.json(renamed);
   });
   app.delete("/devices/:id", auth, async (req, res: Res) => {
     await d.devices.remove(uid(res), param(req, "id"), actorOf(req, res));

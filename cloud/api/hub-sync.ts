@@ -4,6 +4,7 @@ import type express from "express";
 import type { NextFunction, Request, Response, RequestHandler } from "express";
 import { PayloadTooLargeError } from "../../shared/problem.js";
 import type { SyncService } from "../sync/sync-service.js";
+import type { LinkServer } from "../link/link-server.js";
 import { jsonBody } from "./http.js";
 
 /** Inflated size a sync batch may have (the public API's bodies stay at 100 KB, A15). */
@@ -11,6 +12,7 @@ export const MAX_SYNC_BODY_BYTES = 8 * 1024 * 1024;
 
 export interface HubSyncDeps {
   sync: SyncService;
+  link: LinkServer;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -43,6 +43,7 @@ export function attachLiveSocket(
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://cloud");
+    if (url.pathname === "/hub/link") return; // the hub link's own upgrade handler (cloud/link/link-server.ts)
     if (url.pathname !== "/ws") return refuse(socket, 404, "Not Found");
     const origin = req.headers.origin;
     if (origin && !originAllowed(origin, req.headers.host, d.allowedOrigins)) return refuse(socket, 403, "Forbidden");

@@ -12,7 +12,7 @@ import type { CommandName } from "../../shared/schemas/devices.js";
 import type { CloudCommandResponse, CloudCommandStatus } from "../../shared/schemas/cloud.js";
 import { ConflictError } from "../../shared/problem.js";
 import { audit, type Actor } from "../audit.js";
-import type { HubLink } from "../link/hub-link.js";
+import type { CommandResult, HubLink } from "../link/hub-link.js";
 import type { CloudBus } from "../bus.js";
 import type { DeviceRow } from "./device-service.js";
 import { isUniqueViolation } from "../auth/account-service.js";
@@ -26,7 +26,7 @@ export class CommandService {
     private readonly bus: CloudBus,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly opts: { ttlSec: number; onStatus?: (status: CloudCommandStatus) => void },
+    private readonly opts: { ttlSec: number; waitMs?: number; onStatus?: (status: CloudCommandStatus) => void },
   ) {}
 
   async submit(device: DeviceRow, command: CommandName, commandId: string | undefined, actor: Actor): Promise<{ fresh: boolean; response: CloudCommandResponse }> {
@@ -60,14 +60,27 @@ export class CommandService {
       return { fresh: false, response: this.respond(again, device) };
     }
     let status: CloudCommandStatus = "queued";
+    let result: Promise<CommandResult | null> | null = null;
     if (this.link.offer({ id: row.id, commandId: id, hubId: device.hubId, deviceId: device.deviceId, command, expiresAt: row.expiresAt })) {
       status = "sent";
+      // Registered before anything awaits, so a fast answer from the hub is not missed (issue 6).
+      if (this.opts.waitMs && this.link.waitForResult) result = this.link.waitForResult(row.id, device.hubId, this.opts.waitMs);
+      this.bus.emit("commandUpdated", { devicePk: device.id, deviceId: device.deviceId, commandId: id, command, status, relayOn: null, at: now });
       await this.db.update(commands).set({ status }).where(and(eq(commands.id, row.id), eq(commands.status, "queued")));
+    } else {
+      this.bus.emit("commandUpdated", { devicePk: device.id, deviceId: device.deviceId, commandId: id, command, status, relayOn: null, at: now });
     }
     row.status = status;
     this.opts.onStatus?.(status);
     this.log.info({ deviceId: device.deviceId, hubId: device.hubId, commandId: id, status }, "command stored");
-    this.bus.emit("commandUpdated", { devicePk: device.id, deviceId: device.deviceId, commandId: id, command, status, relayOn: null, at: now });
+    // Wait (bounded by CLOUD_COMMAND_WAIT_MS) for the plug's confirmed state; without it the answer is `sent`
+    // and the result arrives later on /ws and in the command row.
+    const r = result ? await result : null;
+    if (r) {
+      row.status = r.status;
+      row.relayOn = r.relayOn;
+      row.completedAt = new Date(r.at);
+    }
     return { fresh: true, response: this.respond(row, device) };
   }
 

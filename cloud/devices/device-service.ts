@@ -172,6 +172,7 @@ export class DeviceService {
         .onConflictDoUpdate({ target: [deviceUsers.deviceId, deviceUsers.userId], set: { role } });
       await audit(tx, now, actor, { action: "device.share", targetType: "share", targetId: row.id, detail: { user_id: target.id, role } });
     });
+    this.bus.emit("accessChanged", { userIds: [target.id] }); // the hub link pushes the new access list
     const [s] = await this.db.select().from(deviceUsers).where(and(eq(deviceUsers.deviceId, row.id), eq(deviceUsers.userId, target.id)));
     return { user_id: target.id, email: target.email, name: target.name, role, created_at: (s?.createdAt ?? now).toISOString() };
   }

@@ -148,6 +148,7 @@ export class HubService {
     });
     if ("err" in result) throw fail(result.err!);
     this.log.info({ hubId: result.hubId, userId }, "hub claimed");
+    this.bus.emit("accessChanged", { userIds: [userId] });
     return this.get(userId, result.hubId);
   }
 
@@ -226,6 +227,7 @@ export class HubService {
         .onConflictDoUpdate({ target: [hubUsers.hubId, hubUsers.userId], set: { role } });
       await audit(tx, now, actor, { action: "hub.share", targetType: "share", targetId: hubId, detail: { user_id: target.id, role } });
     });
+    this.bus.emit("accessChanged", { userIds: [target.id] }); // the hub link pushes the new access list
     const [row] = await this.db.select().from(hubUsers).where(and(eq(hubUsers.hubId, hubId), eq(hubUsers.userId, target.id)));
     return { user_id: target.id, email: target.email, name: target.name, role, created_at: (row?.createdAt ?? now).toISOString() };
   }
