@@ -125,6 +125,8 @@ export class CloudFaultProxy {
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer) {
     if (this.linkDown) return socket.destroy();
     const up = connect(this.target(), "127.0.0.1");
+    up.setNoDelay(true);
+    socket.setNoDelay(true);
     this.sockets.add(up);
     up.on("close", () => this.sockets.delete(up));
     up.on("error", () => socket.destroy());
