@@ -55,6 +55,16 @@ export function retryAfterMs(header: string | null, now: number): number | null 
   return Number.isFinite(at) ? Math.max(0, at - now) : null;
 }
 
+interface Batch {
+  used: OutboxRow[];
+  wire: unknown[];
+  body: Buffer;
+  lastSeq: number;
+}
+
+/** Rows materialized between two yields to the event loop. */
+const PREPARE_SLICE = 250;
+
 export class Uplink {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -74,6 +84,7 @@ export class Uplink {
     acked_seq: 0,
   };
   private inFlight: AbortController | null = null;
+  private prefetch: { limit: number; batch: Promise<Batch | null> } | null = null;
 
   constructor(
     private readonly outbox: Outbox,
@@ -135,6 +146,35 @@ export class Uplink {
     return waitMs ?? fullJitter(this.status.consecutive_failures, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
   }
 
+  /**
+   * Up to `limit` rows after `afterSeq` as a gzip body, cut at the byte budget. Rows whose content is gone (a
+   * rollup purged by retention) are skipped and acked with the batch. Materializes in slices, yielding between
+   * them, so a 5,000-row batch never holds the event loop for long.
+   */
+  private async prepare(afterSeq: number, limit: number): Promise<Batch | null> {
+    const rows = this.outbox.head(afterSeq, limit);
+    if (rows.length === 0) return null;
+    const wire: unknown[] = [];
+    const texts: string[] = [];
+    const used: OutboxRow[] = [];
+    let bytes = 12;
+    for (let i = 0; i < rows.length; i++) {
+      if (i > 0 && i % PREPARE_SLICE === 0) await new Promise<void>((r) => setImmediate(r));
+      const r = rows[i]!;
+      const w = this.outbox.materialize(r);
+      const text = w ? JSON.stringify(w) : "";
+      if (used.length > 0 && bytes + text.length + 1 > this.opts.maxBytes) break;
+      used.push(r);
+      if (w) {
+        wire.push(w);
+        texts.push(text);
+        bytes += text.length + 1;
+      }
+    }
+    const body = wire.length ? await gzipAsync(Buffer.from(`{"rows":[${texts.join(",")}]}`)) : Buffer.alloc(0);
+    return { used, wire, body, lastSeq: used[used.length - 1]!.seq };
+  }
+
   /** Sends the next batch; returns how long to wait before the next step. */
   private async sendOne(): Promise<number> {
     const cred = this.credential();
@@ -142,46 +182,41 @@ export class Uplink {
       this.status.state = "disabled";
       return this.opts.intervalMs;
     }
-    const rows = this.outbox.head(0, this.limit);
-    if (rows.length === 0) {
+    const tPrep = performance.now();
+    // The batch prepared while the previous one was in flight, if it still fits; else a fresh one.
+    const prefetched = this.prefetch && this.prefetch.limit === this.limit ? await this.prefetch.batch : null;
+    this.prefetch = null;
+    // Valid only if it starts exactly at the queue's head (the previous batch was acked to its end).
+    const head = prefetched ? this.outbox.head(0, 1)[0] : undefined;
+    const batch = prefetched && head?.seq === prefetched.used[0]!.seq ? prefetched : await this.prepare(0, this.limit);
+    if (!batch) {
       this.status.state = "idle";
       this.limit = this.opts.maxRows;
       return this.opts.intervalMs;
     }
-    // Materialize and cut at the byte budget; rows whose content is gone are skipped (and acked with the batch).
-    const wire: unknown[] = [];
-    const used: OutboxRow[] = [];
-    let bytes = 2;
-    for (const r of rows) {
-      const w = this.outbox.materialize(r);
-      const text = w ? JSON.stringify(w) : "";
-      if (used.length > 0 && bytes + text.length + 1 > this.opts.maxBytes) break;
-      used.push(r);
-      if (w) {
-        wire.push(w);
-        bytes += text.length + 1;
-      }
-    }
-    const lastSeq = used[used.length - 1]!.seq;
+    const { used, wire, body, lastSeq } = batch;
     if (wire.length === 0) {
       await this.outbox.ack(lastSeq);
       return 0;
     }
     this.status.state = "sending";
     this.status.last_attempt_at = this.clock.now();
-    const body = await gzipAsync(Buffer.from(JSON.stringify({ rows: wire })));
+    const tSend = performance.now();
     const ac = new AbortController();
     this.inFlight = ac;
     const timer = setTimeout(() => ac.abort(new Error(`no answer within ${this.opts.requestTimeoutMs} ms`)), this.opts.requestTimeoutMs);
     let res: Response;
     let text: string;
     try {
-      res = await fetch(`${cred.url}/hub/sync`, {
+      const request = fetch(`${cred.url}/hub/sync`, {
         method: "POST",
         headers: { authorization: cred.authorization, "content-type": "application/json", "content-encoding": "gzip" },
         body,
         signal: ac.signal,
       });
+      // Catch-up: prepare the next batch while this one is on its way (it is used only if this one is acked).
+      if (used.length >= this.limit) this.prefetch = { limit: this.limit, batch: this.prepare(lastSeq, this.limit).catch(() => null) };
+      res = await request;
       text = await res.text();
     } catch (err) {
       const reason = ac.signal.aborted ? String((ac.signal.reason as Error | undefined)?.message ?? "aborted") : (err as Error).message;
@@ -195,9 +230,11 @@ export class Uplink {
     }
 
     if (res.ok) {
+      const tAck = performance.now();
       const ack = JSON.parse(text) as SyncAck;
       const upTo = Math.min(lastSeq, ack.acked_seq);
       await this.outbox.ack(upTo);
+      this.log.debug({ rows: wire.length, gzipBytes: body.length, prepareMs: Math.round(tSend - tPrep), requestMs: Math.round(tAck - tSend), ackMs: Math.round(performance.now() - tAck) }, "sync batch acked");
       this.hooks.onBatch?.("acked", wire.length);
       this.status.state = "idle";
       this.status.last_success_at = this.clock.now();
