@@ -10,8 +10,29 @@ export interface CloudEvents {
   deviceStatusChanged: [{ devicePk: string; deviceId: string; online: boolean; at: number }];
   commandUpdated: [{ devicePk: string; deviceId: string; commandId: string; command: string; status: string; relayOn: boolean | null; at: number }];
   deviceRemoved: [{ devicePk: string; deviceId: string }];
+  /**
+   * An alert a hub raised, resolved or acknowledged reached the cloud (POST /hub/sync) and is committed.
+   * `devicePk` null: a hub-wide alert (storage), or one for a device the cloud does not know yet.
+   */
+  alertChanged: [{ hubId: string; devicePk: string | null; alert: CloudAlert }];
+  /**
+   * Config the hub has not echoed yet changed (a cloud edit, or a hub row showing the hub behind a cloud
+   * deletion): the link pushes the hub's pending config now if it is connected (issue 6 §5).
+   */
+  configPending: [{ hubId: string }];
   /** A user lost access to some devices (unshare, hub removed): live subscriptions must drop them. */
   accessChanged: [{ userIds: string[] | "*" }];
+}
+
+/** An alert as the hub's /ws pushes it (shared/schemas/alerts.ts `Alert`); `device_id` is hub-local. */
+export interface CloudAlert {
+  id: string;
+  device_id: string | null;
+  kind: string;
+  message: string;
+  started_at: number;
+  resolved_at: number | null;
+  acknowledged_at: number | null;
 }
 
 export class CloudBus extends EventEmitter<CloudEvents> {

@@ -126,7 +126,7 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
     const server: Server = createServer(app);
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
-    const live = attachLiveSocket(server, { accounts, devices, bus, metrics, log, allowedOrigins: config.corsOrigins, maxBufferedBytes: o.wsMaxBufferedBytes });
+    const live = attachLiveSocket(server, { accounts, devices, hubs, bus, metrics, log, allowedOrigins: config.corsOrigins, maxBufferedBytes: o.wsMaxBufferedBytes });
     if (!o.link) {
       linkServer.start({ server, authenticateHub: (id, secret) => hubs.authenticateHub(id, secret), setLatest: (hubId, s) => devices.setLatest(hubId, s), publicKeyPem: tokens.publicKeyPem });
     }

@@ -1,7 +1,8 @@
 // Live WebSocket at /ws for dashboards and apps (issue 5 §8, RELIABILITY A18): authenticated at upgrade (401),
 // Origin checked (403), frames over 64 KiB close the socket with 1009, per-device subscriptions authorized
 // exactly like REST (a device you may not see gets the same error frame as a missing one, A10), slow clients
-// dropped rather than buffered without bound. The protocol is the hub's: subscribe/unsubscribe frames.
+// dropped rather than buffered without bound. The protocol is the hub's: subscribe/unsubscribe frames; pushed
+// frames are reading, status, alert, command_result and removed.
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Server, IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -10,6 +11,7 @@ import type { CloudBus } from "../bus.js";
 import type { AccountService } from "../auth/account-service.js";
 import type { AccessClaims } from "../auth/token-service.js";
 import type { DeviceService } from "../devices/device-service.js";
+import type { HubService } from "../hubs/hub-service.js";
 import type { CloudMetrics } from "../metrics.js";
 
 export const MAX_FRAME = 64 * 1024;
@@ -30,7 +32,7 @@ export interface LiveSocket {
 
 export function attachLiveSocket(
   server: Server,
-  d: { accounts: AccountService; devices: DeviceService; bus: CloudBus; metrics: CloudMetrics; log: Logger; allowedOrigins: string[]; maxBufferedBytes?: number },
+  d: { accounts: AccountService; devices: DeviceService; hubs: Pick<HubService, "access">; bus: CloudBus; metrics: CloudMetrics; log: Logger; allowedOrigins: string[]; maxBufferedBytes?: number },
 ): LiveSocket {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });
   const sessions = new Set<Session>();
@@ -143,6 +145,24 @@ export function attachLiveSocket(
   d.bus.on("commandUpdated", (c) =>
     fanout(c.devicePk, { type: "command_result", command_id: c.commandId, device_id: c.deviceId, command: c.command, status: c.status, relay_state: c.relayOn, timestamp: new Date(c.at).toISOString() }),
   );
+  // Alerts keep their order (raised before resolved) even though a hub-wide one waits for access checks.
+  let alerts: Promise<void> = Promise.resolve();
+  d.bus.on("alertChanged", ({ hubId, devicePk, alert: a }) => {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const frame = { type: "alert", id: a.id, device_id: a.device_id, kind: a.kind, message: a.message, details: null, started_at: iso(a.started_at), resolved_at: iso(a.resolved_at), acknowledged_at: iso(a.acknowledged_at) };
+    alerts = alerts.then(async () => {
+      if (a.device_id !== null) {
+        // A device the cloud does not know yet has no subscribers.
+        if (devicePk) fanout(devicePk, frame);
+        return;
+      }
+      // A hub-wide alert (storage) goes, like on the hub's own /ws, to every session that may see the whole hub:
+      // its owner and those it is shared with as a hub; a single-device share does not reveal the hub's state (A10).
+      const text = JSON.stringify(frame);
+      const audience = await Promise.all([...sessions].map((s) => d.hubs.access(s.claims.userId, hubId).then(() => s, () => null)));
+      for (const s of audience) if (s) send(s, text);
+    }).catch((err: unknown) => d.log.warn({ err: (err as Error).message }, "alert push failed"));
+  });
   d.bus.on("deviceRemoved", ({ devicePk, deviceId }) => {
     fanout(devicePk, { type: "removed", device_id: deviceId });
     for (const s of sessions) s.devices.delete(devicePk);

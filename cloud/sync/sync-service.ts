@@ -131,7 +131,7 @@ export class SyncService {
         if (r.kind === "rollup") continue;
         if (r.kind === "device") await this.applyDevice(tx, hubId, r, now, emits);
         else if (r.kind === "relay") await this.applyRelay(tx, hubId, r, emits);
-        else if (r.kind === "alert") await this.applyAlert(tx, hubId, r);
+        else if (r.kind === "alert") await this.applyAlert(tx, hubId, r, emits);
         else await this.applySchedule(tx, hubId, r, now);
       }
       const acked = Math.max(floor, maxSeq);
@@ -205,7 +205,11 @@ export class SyncService {
     );
   }
 
-  private async applyAlert(tx: Tx, hubId: string, r: Extract<Row, { kind: "alert" }>) {
+  private async applyAlert(tx: Tx, hubId: string, r: Extract<Row, { kind: "alert" }>, emits: Emit[]) {
+    // Issue 5 §8: /ws pushes alerts to whoever may see the device, once the batch has committed.
+    const [d] = r.device_id === null ? [] : await tx.select({ id: devices.id }).from(devices).where(and(eq(devices.hubId, hubId), eq(devices.deviceId, r.device_id))).limit(1);
+    const alert = { id: r.alert_id, device_id: r.device_id, kind: r.alert_kind, message: r.message, started_at: r.started_at, resolved_at: r.resolved_at, acknowledged_at: r.acknowledged_at };
+    emits.push(() => this.bus.emit("alertChanged", { hubId, devicePk: d?.id ?? null, alert }));
     const v = {
       deviceId: r.device_id,
       kind: r.alert_kind,

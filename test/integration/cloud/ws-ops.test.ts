@@ -3,17 +3,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { startInflux, type TestInflux } from "../../helpers/influx.js";
-import { SERVICE_START_MS, startTestCloud, type TestCloud, type TestUser } from "../../helpers/cloud.js";
+import { SERVICE_START_MS, hubAuth, startTestCloud, type TestCloud, type TestUser } from "../../helpers/cloud.js";
 
 let influx: TestInflux;
 let t: TestCloud;
 let ann: TestUser, bob: TestUser;
 let hubId: string;
+let hubCred: { hub_id: string; hub_secret: string };
 beforeAll(async () => {
   influx = await startInflux();
   t = await startTestCloud({ influxUrl: influx.url, env: { CLOUD_CORS_ORIGINS: "https://app.example" }, options: { wsMaxBufferedBytes: 64 * 1024 } });
   [ann, bob] = [await t.user("ann"), await t.user("bob")];
-  hubId = (await t.hub(ann)).hub_id;
+  hubCred = await t.hub(ann);
+  hubId = hubCred.hub_id;
   for (const id of ["w1", "w2", "shared-1"]) await t.device(ann, hubId, id);
   await t.api("/devices/shared-1/shares", { body: { email: bob.email, role: "viewer" }, token: ann.token });
   const bobHub = (await t.hub(bob)).hub_id;
@@ -102,6 +104,62 @@ describe("WebSocket /ws", () => {
     expect(readings()).toBe(before);
     await t.api("/devices/shared-1/shares", { body: { email: bob.email, role: "viewer" }, token: ann.token });
     ws.close();
+  });
+
+  it("issue 5 §8: alerts a hub syncs up are pushed to the sockets that may see the device; a hub-wide alert only to the hub's owner", async () => {
+    const a = await open(ann.token);
+    a.ws.send(JSON.stringify({ type: "subscribe", device_ids: ["w1"] }));
+    await a.next((f) => f.type === "subscribed");
+    const b = await open(bob.token); // sees shared-1 through a device share, nothing else of ann's hub
+    b.ws.send(JSON.stringify({ type: "subscribe", device_ids: "*" }));
+    await b.next((f) => f.type === "subscribed");
+    const stranger = await open((await t.user("alert-stranger")).token);
+    stranger.ws.send(JSON.stringify({ type: "subscribe", device_ids: "*" }));
+    await stranger.next((f) => f.type === "subscribed");
+
+    const started = Date.parse("2026-03-10T12:00:00Z");
+    const alert = (seq: number, id: string, deviceId: string | null, kind: string, message: string, resolvedAt: number | null = null) => ({
+      seq,
+      kind: "alert",
+      alert_id: id,
+      device_id: deviceId,
+      alert_kind: kind,
+      message,
+      started_at: started,
+      resolved_at: resolvedAt,
+      acknowledged_at: null,
+    });
+    const rows = [
+      alert(1, "al-w1", "w1", "power_above", "w1 draws 2100 W"),
+      alert(2, "al-shared", "shared-1", "device_offline", "shared-1 is offline"),
+      alert(3, "al-storage", null, "storage", "hub storage 95% full"),
+      alert(4, "al-w1", "w1", "power_above", "w1 draws 2100 W", started + 60_000),
+    ];
+    const res = await fetch(`${t.url}/hub/sync`, { method: "POST", headers: { ...hubAuth(hubCred), "content-type": "application/json" }, body: JSON.stringify({ rows }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ acked_seq: 4, stored: 4 });
+
+    const frame = (id: string, deviceId: string | null, kind: string, message: string, resolvedAt: string | null = null) => ({
+      type: "alert",
+      id,
+      device_id: deviceId,
+      kind,
+      message,
+      details: null,
+      started_at: "2026-03-10T12:00:00.000Z",
+      resolved_at: resolvedAt,
+      acknowledged_at: null,
+    });
+    expect(await a.next((f) => f.type === "alert" && f.resolved_at === null && f.id === "al-w1")).toEqual(frame("al-w1", "w1", "power_above", "w1 draws 2100 W"));
+    expect(await a.next((f) => f.type === "alert" && f.id === "al-storage")).toEqual(frame("al-storage", null, "storage", "hub storage 95% full"));
+    expect(await a.next((f) => f.type === "alert" && f.resolved_at !== null)).toEqual(frame("al-w1", "w1", "power_above", "w1 draws 2100 W", "2026-03-10T12:01:00.000Z"));
+    expect(await b.next((f) => f.type === "alert")).toEqual(frame("al-shared", "shared-1", "device_offline", "shared-1 is offline"));
+    // The hub-wide alert's access check is asynchronous: give it time to (wrongly) arrive before asserting it did not.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.frames.filter((f) => f.type === "alert").map((f) => f.id)).toEqual(["al-w1", "al-storage", "al-w1"]);
+    expect(b.frames.filter((f) => f.type === "alert").map((f) => f.id)).toEqual(["al-shared"]);
+    expect(stranger.frames.filter((f) => f.type !== "welcome" && f.type !== "subscribed")).toEqual([]);
+    for (const s of [a, b, stranger]) s.ws.close();
   });
 
   it("A18: no token or a bad token is 401 at upgrade, a foreign Origin 403; a configured origin is allowed", async () => {
