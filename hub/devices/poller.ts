@@ -1,9 +1,11 @@
 // Polls metered plugs that report slowly on their own (Tasmota every TelePeriod, 300 s by default) so
 // history has a reading every few seconds (issue 3 §2). Each plug has its own phase, so 100 plugs do not
 // all get asked at once; a plug is asked again only after it answered or a whole interval passed, so
-// requests never pile up; offline plugs are not asked.
+// requests never pile up; offline plugs are not asked. Turns are kept on the monotonic clock: on the wall
+// clock a step back of an hour stalled every plug's polls for that hour, and a step forward brought the
+// next poll early (RELIABILITY F10).
 import type { HubBus } from "../bus.js";
-import type { Clock } from "../../shared/clock.js";
+import { monotonicNow, type Clock } from "../../shared/clock.js";
 import type { PlugAdapter } from "../adapters/types.js";
 import type { PlugFamily } from "../../shared/schemas/devices.js";
 import type { DeviceService } from "./device-service.js";
@@ -58,7 +60,7 @@ export class Poller {
 
   /** One pass: asks every online metered plug whose turn has come and that is not still answering. */
   tick(): void {
-    const now = this.clock.now();
+    const now = monotonicNow(this.clock);
     const interval = this.opts.intervalMs;
     for (const st of this.devices.all()) {
       if (!st.online) continue;
