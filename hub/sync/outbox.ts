@@ -72,6 +72,7 @@ export class Outbox {
         Object.entries(ROLLUP_TABLE).map(([kind, { table }]) => [kind, s.prepare(`SELECT * FROM ${table} WHERE bucket = ? AND device = ?`)]),
       ) as Record<string, Database.Statement<[number, number]>>,
       deviceByIdx: s.prepare("SELECT device_id FROM devices WHERE idx = ?"),
+      firstDevice: s.prepare("SELECT device_id FROM devices ORDER BY idx LIMIT 1"),
       device: s.prepare("SELECT device_id, name, family, channel, name_version FROM devices WHERE device_id = ?"),
       schedule: s.prepare("SELECT * FROM schedules WHERE id = ?"),
       tombstone: s.prepare("SELECT device_id, version FROM sync_tombstones WHERE kind = ? AND ref = ?"),
@@ -175,6 +176,16 @@ export class Outbox {
         // (a 4xx) dead-letters it with its reason instead of blocking the queue.
         return { seq: r.seq, kind: r.kind, ref: r.ref, payload: r.payload } as unknown as SyncRow;
     }
+  }
+
+  /**
+   * A row the cloud must accept, for the uplink's probe (see Uplink.probe): the current record of the hub's first
+   * device, numbered `seq`. Null when the hub has no device.
+   */
+  probeRow(seq: number): SyncRow | null {
+    const d = this.q.firstDevice.get() as { device_id: string } | undefined;
+    if (!d) return null;
+    return this.materialize({ seq, kind: "device", ref: d.device_id, ts: 0, payload: null, bytes: 0 });
   }
 
   /** Removes every row up to `seq` (the cloud has stored them). */

@@ -1,13 +1,17 @@
 // The uplink (issue 6 §2): sends the outbox to the cloud as gzip JSON batches, one batch in flight, and
 // deletes rows only up to the sequence the cloud says it stored. 2xx acks; 5xx, timeouts and network
 // errors back off with full jitter (capped); 429 waits for Retry-After; 401/403 pause with "hub credential
-// rejected"; any other 4xx bisects the batch until the refused rows stand alone and dead-letters just
-// those, so one bad row never blocks the queue. While rows remain it sends back to back (catch-up).
+// rejected". A row is dead-lettered only when the cloud's answer proves that row is bad (RELIABILITY F7):
+// a 400/422 whose `rejected[]` names it (dead-letter exactly those, resend the rest), or — for a 400/422 that
+// names nothing — after bisecting down to that one row and checking that the endpoint does take a known-good
+// row. Any other 4xx (404, 405, 410, 415, a 413 for one row …) says the endpoint, not the data, is wrong: the
+// uplink pauses with "endpoint_refused" and backs off, and nothing is dead-lettered. 413 halves the batch.
+// While rows remain it sends back to back (catch-up).
 import { gzip } from "node:zlib";
 import { promisify } from "node:util";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
-import type { SyncAck, SyncRejected } from "../../shared/schemas/sync.js";
+import { SyncAck } from "../../shared/schemas/sync.js";
 import type { Outbox, OutboxRow } from "./outbox.js";
 
 const gzipAsync = promisify(gzip);
@@ -28,7 +32,12 @@ export interface UplinkCredential {
   authorization: string;
 }
 
-export type UplinkState = "idle" | "sending" | "backoff" | "rate_limited" | "credential_rejected" | "disabled";
+/**
+ * `endpoint_refused`: the cloud URL answers with a 4xx that blames the request, not a row (404, 405, 413 for a
+ * single row, a 400 that names no row and refuses a known-good row too …) — likely a wrong HUB_CLOUD_URL or a proxy
+ * in the way. The uplink backs off and retries; nothing is dead-lettered.
+ */
+export type UplinkState = "idle" | "sending" | "backoff" | "rate_limited" | "credential_rejected" | "endpoint_refused" | "disabled";
 
 export interface UplinkStatus {
   state: UplinkState;
@@ -47,12 +56,33 @@ export function fullJitter(attempt: number, baseMs: number, capMs: number, rando
   return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30)));
 }
 
-/** Retry-After as seconds or an HTTP date, in ms from now; null when absent or unreadable. */
+/** Retry-After (RFC 9110 §10.2.3) as delay-seconds or an HTTP-date, in ms from now; null when absent or unreadable. */
 export function retryAfterMs(header: string | null, now: number): number | null {
   if (!header) return null;
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-  const at = Date.parse(header);
+  const v = header.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // An HTTP-date names its day and month ("Wed, 21 Oct 2015 07:28:00 GMT"); "1.5" or "-3" is neither form.
+  if (!/[A-Za-z]{3}/.test(v)) return null;
+  // HTTP-dates are GMT; asctime's form does not say so, and Date.parse would read it as local time.
+  const at = Date.parse(/(GMT|UTC|Z)$/i.test(v) ? v : `${v} GMT`);
   return Number.isFinite(at) ? Math.max(0, at - now) : null;
+}
+
+/** The rows of a batch a 400/422 problem body names in `rejected[]` (by seq, or by index when it has no seq), with reasons. */
+export function rejectedRows(problem: unknown, wire: readonly unknown[]): Map<number, string> {
+  const named = new Map<number, string>();
+  const list = (problem as { rejected?: unknown } | null)?.rejected;
+  if (!Array.isArray(list)) return named;
+  const seqs = wire.map((w) => (w as { seq: number }).seq);
+  for (const r of list as { seq?: unknown; index?: unknown; reason?: unknown }[]) {
+    if (!r || typeof r !== "object") continue;
+    let seq: number | undefined;
+    if (typeof r.seq === "number" && seqs.includes(r.seq)) seq = r.seq;
+    else if (typeof r.index === "number" && Number.isInteger(r.index) && r.index >= 0 && r.index < seqs.length && (typeof r.seq !== "number" || r.seq < 0)) seq = seqs[r.index];
+    if (seq === undefined) continue;
+    named.set(seq, typeof r.reason === "string" && r.reason ? r.reason : "refused by the cloud");
+  }
+  return named;
 }
 
 interface Batch {
@@ -70,8 +100,10 @@ export class Uplink {
   private running = false;
   private closed = false;
   private kicked = false;
-  /** Rows per batch right now: halved on a refused batch (bisecting), restored by successes. */
+  /** Rows per batch right now: halved on a refused batch (bisecting) or a 413, restored by successes up to `rowCap`. */
   private limit: number;
+  /** Most rows per batch: HUB_SYNC_BATCH_ROWS, lowered when the cloud (or a proxy) answers 413 Payload Too Large. */
+  private rowCap: number;
   readonly status: UplinkStatus = {
     state: "idle",
     last_success_at: null,
@@ -95,6 +127,7 @@ export class Uplink {
     private readonly hooks: { onBatch?: (outcome: string, rows: number) => void; onDeadLetter?: (n: number) => void } = {},
   ) {
     this.limit = opts.maxRows;
+    this.rowCap = opts.maxRows;
   }
 
   start(): void {
@@ -191,7 +224,7 @@ export class Uplink {
     const batch = prefetched && head?.seq === prefetched.used[0]!.seq ? prefetched : await this.prepare(0, this.limit);
     if (!batch) {
       this.status.state = "idle";
-      this.limit = this.opts.maxRows;
+      this.limit = this.rowCap;
       return this.opts.intervalMs;
     }
     const { used, wire, body, lastSeq } = batch;
@@ -231,8 +264,14 @@ export class Uplink {
 
     if (res.ok) {
       const tAck = performance.now();
-      const ack = JSON.parse(text) as SyncAck;
-      const upTo = Math.min(lastSeq, ack.acked_seq);
+      const ack = SyncAck.safeParse(safeJson(text));
+      if (!ack.success) {
+        // A 2xx that is not the cloud's acknowledgement (a captive portal, a proxy's HTML page): nothing is known stored.
+        this.hooks.onBatch?.("bad_ack", wire.length);
+        this.log.warn({ status: res.status, body: text.slice(0, 200) }, "cloud endpoint answered 2xx without a sync acknowledgement; sync paused");
+        return this.fail(`the cloud endpoint answered ${res.status} without a sync acknowledgement (check HUB_CLOUD_URL)`, "endpoint_refused");
+      }
+      const upTo = Math.min(lastSeq, ack.data.acked_seq);
       await this.outbox.ack(upTo);
       this.log.debug({ rows: wire.length, gzipBytes: body.length, prepareMs: Math.round(tSend - tPrep), requestMs: Math.round(tAck - tSend), ackMs: Math.round(performance.now() - tAck) }, "sync batch acked");
       this.hooks.onBatch?.("acked", wire.length);
@@ -243,10 +282,12 @@ export class Uplink {
       this.status.batches_sent++;
       this.status.rows_sent += wire.length;
       this.status.acked_seq = Math.max(this.status.acked_seq, upTo);
-      this.limit = Math.min(this.opts.maxRows, this.limit * 2);
+      this.limit = Math.min(this.rowCap, this.limit * 2);
       // Catch-up: more rows waiting → straight on.
       return this.outbox.head(upTo, 1).length > 0 ? 0 : this.opts.intervalMs;
     }
+    // Not acked: a batch prepared behind this one starts at the wrong row.
+    this.prefetch = null;
     this.hooks.onBatch?.(`http_${res.status}`, wire.length);
     if (res.status === 429) {
       const wait = retryAfterMs(res.headers.get("retry-after"), this.clock.now()) ?? 60_000;
@@ -262,22 +303,83 @@ export class Uplink {
       const wait = this.fail(`cloud answered ${res.status}`, "backoff");
       return retryAfter !== null ? Math.max(wait, retryAfter) : wait;
     }
-    // Any other 4xx: the batch holds something the cloud will never take. Bisect down to single rows.
-    const problem = safeJson(text) as { detail?: string; rejected?: SyncRejected[] } | null;
-    if (wire.length === 1) {
-      const reason = problem?.rejected?.[0]?.reason ?? problem?.detail ?? `HTTP ${res.status}`;
-      const row = used.find((r) => r.seq === (wire[0] as { seq: number }).seq)!;
-      await this.outbox.deadLetter([{ row, wire: wire[0], reason }]);
-      this.hooks.onDeadLetter?.(1);
-      // Rows before it in this batch were content-less; ack them with it.
-      if (row.seq > 0) await this.outbox.ack(Math.min(lastSeq, row.seq));
+    return this.refused(res.status, text, batch, cred);
+  }
+
+  /**
+   * A 4xx other than 401/403/408/429. Rows are dead-lettered only on proof (RELIABILITY F7): the cloud named them
+   * in `rejected[]`, or a one-row batch was refused while the endpoint takes a known-good row. Everything else
+   * pauses the uplink with a visible status and backs off: a wrong URL or a proxy must never empty the outbox.
+   */
+  private async refused(status: number, text: string, batch: Batch, cred: UplinkCredential): Promise<number> {
+    const { used, wire } = batch;
+    const problem = safeJson(text) as { detail?: unknown } | null;
+    const detail = typeof problem?.detail === "string" && problem.detail ? problem.detail : `HTTP ${status}`;
+    if (status === 400 || status === 422) {
+      const named = rejectedRows(problem, wire);
+      if (named.size > 0) {
+        // The cloud stored nothing of this batch; the rows it did not name go again in the next one.
+        await this.deadLetter(batch, named);
+        this.status.state = "idle";
+        return 0;
+      }
+      if (wire.length > 1) {
+        this.limit = Math.max(1, Math.ceil(Math.min(this.limit, used.length) / 2));
+        this.log.warn({ status, rows: wire.length, nextRows: this.limit }, "cloud refused a batch without naming rows; bisecting to find the row it refuses");
+        this.status.state = "idle";
+        return 0;
+      }
+      const seq = (wire[0] as { seq: number }).seq;
+      const probe = await this.probe(cred, seq);
+      if (probe === "accepted") {
+        await this.deadLetter(batch, new Map([[seq, detail]]));
+        this.status.state = "idle";
+        return 0;
+      }
+      this.log.error({ status, seq, probe }, "cloud refused a one-row batch without naming the row, and does not take a known-good row either; nothing dead-lettered, sync paused");
+      return this.fail(`the cloud endpoint refuses every batch (HTTP ${status}: ${detail.slice(0, 200)}); nothing dead-lettered — check HUB_CLOUD_URL and any proxy`, "endpoint_refused");
+    }
+    if (status === 413 && used.length > 1) {
+      this.rowCap = Math.max(1, Math.ceil(used.length / 2));
+      this.limit = Math.min(this.limit, this.rowCap);
+      this.log.warn({ rows: wire.length, gzipBytes: batch.body.length, nextRows: this.rowCap }, "cloud refused the batch as too large (413); sending smaller batches");
       this.status.state = "idle";
       return 0;
     }
-    this.limit = Math.max(1, Math.ceil(Math.min(this.limit, used.length) / 2));
-    this.log.warn({ status: res.status, rows: wire.length, nextRows: this.limit }, "cloud refused a batch; bisecting to find the rows it refuses");
-    this.status.state = "idle";
-    return 0;
+    this.log.error({ status, detail: detail.slice(0, 200) }, "cloud endpoint refused the sync request; nothing dead-lettered, sync paused");
+    return this.fail(`the cloud endpoint refused the sync request (HTTP ${status}); nothing dead-lettered — check HUB_CLOUD_URL and any proxy`, "endpoint_refused");
+  }
+
+  private async deadLetter(batch: Batch, named: Map<number, string>): Promise<void> {
+    const rows = batch.used.filter((r) => named.has(r.seq));
+    const wireBySeq = new Map(batch.wire.map((w) => [(w as { seq: number }).seq, w]));
+    await this.outbox.deadLetter(rows.map((row) => ({ row, wire: wireBySeq.get(row.seq), reason: named.get(row.seq)! })));
+    this.hooks.onDeadLetter?.(rows.length);
+    // Content-less rows of the batch (rollups purged by retention) stay; the next ack takes them.
+  }
+
+  /**
+   * Sends one row the cloud must take — the current record of one of this hub's devices, numbered just below the
+   * refused row, so it can neither skip nor reorder a waiting row (the cloud skips sequences it has passed, and
+   * applies a device record by version). If the endpoint takes it, the refused row is what is wrong.
+   */
+  private async probe(cred: UplinkCredential, beforeSeq: number): Promise<"accepted" | "refused" | "unavailable"> {
+    const row = beforeSeq > 1 ? this.outbox.probeRow(beforeSeq - 1) : null;
+    if (!row) return "unavailable";
+    try {
+      const res = await fetch(`${cred.url}/hub/sync`, {
+        method: "POST",
+        headers: { authorization: cred.authorization, "content-type": "application/json", "content-encoding": "gzip" },
+        body: await gzipAsync(Buffer.from(JSON.stringify({ rows: [row] }))),
+        signal: AbortSignal.timeout(this.opts.requestTimeoutMs),
+      });
+      const ok = res.ok && SyncAck.safeParse(safeJson(await res.text())).success;
+      this.hooks.onBatch?.(ok ? "probe_accepted" : "probe_refused", 1);
+      return ok ? "accepted" : "refused";
+    } catch {
+      this.hooks.onBatch?.("probe_failed", 1);
+      return "refused";
+    }
   }
 }
 

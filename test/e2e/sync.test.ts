@@ -4,6 +4,7 @@
 // holding exactly the hub's rollups, the hub's /cloud, /health and /metrics.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startInflux, type TestInflux } from "../helpers/influx.js";
@@ -62,6 +63,49 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(res.status).toBe(200);
     return { token, hubId: st.hub_id as string };
   }
+
+  /**
+   * Queues, in one transaction and so in one run of sequences, `rollups` 1-minute rollups of a fresh plug
+   * (through the real triggers) with a relay change of fridge-1 after every `relayEvery`-th, and optionally a
+   * poison relay row (a device id the cloud's schema refuses) in the middle. Returns what was queued.
+   */
+  async function queueBulk(h: TestHub, deviceId: string, o: { rollups: number; relayEvery: number; poison?: boolean; fromMs: number }) {
+    await h.pair(deviceId);
+    const sqlite = h.hub.db.sqlite;
+    const idx = (sqlite.prepare("SELECT idx FROM devices WHERE device_id = ?").get(deviceId) as { idx: number }).idx;
+    const put1m = sqlite.prepare(
+      "INSERT INTO rollup_1m (bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms) VALUES (?, ?, 6, ?, 6, 90, 110, 1380, 6, 2.6, 6, ?, 60000)",
+    );
+    const outbox = h.hub.sync.outbox;
+    const queue = (kind: string, ref: string, ts: number, payload: string) => {
+      const op = outbox.insertOp(kind, ref, ts, payload);
+      return Number(sqlite.prepare(op.sql).run(...op.params).lastInsertRowid);
+    };
+    let relays = 0;
+    let lastRelay: boolean | null = null;
+    let poisonSeq: number | null = null;
+    const relayTs = Date.now();
+    sqlite.transaction(() => {
+      for (let i = 0; i < o.rollups; i++) {
+        put1m.run(o.fromMs + i * MIN, idx, 600 + (i % 7), 0.01 * (i % 13));
+        if (o.poison && i === Math.floor(o.rollups / 2)) poisonSeq = queue("relay", "bad id with spaces", relayTs, JSON.stringify({ relay_state: true, source: null }));
+        if (i % o.relayEvery === 0) {
+          lastRelay = relays % 2 === 0;
+          queue("relay", "fridge-1", relayTs + relays, JSON.stringify({ relay_state: lastRelay, source: "plug" }));
+          relays++;
+        }
+      }
+    })();
+    return { relays, lastRelay, poisonSeq };
+  }
+
+  /** Outbox rows of a kind the cloud has stored, redeliveries not counted (its cloud_sync_rows_total). */
+  async function cloudStored(c: TestCloud, kind: string): Promise<number> {
+    const m = await c.cloud.metrics.registry.getSingleMetric("cloud_sync_rows_total")?.get();
+    return m?.values.find((v) => v.labels.kind === kind)?.value ?? 0;
+  }
+
+  const deadLetters = (h: TestHub) => h.hub.db.sqlite.prepare("SELECT seq, kind, ref, reason FROM sync_dead_letters ORDER BY seq").all() as { seq: number; kind: string; ref: string; reason: string }[];
 
   async function drained(h: TestHub) {
     await eventually(
@@ -170,5 +214,75 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(dead[0]!.reason).toMatch(/device_id/);
     await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0 && o.dead_lettered === 1, "outbox drained around the dead letter");
     expect(await (await hub!.api("/metrics")).text()).toContain("hub_sync_dead_lettered_total 1");
+  });
+
+  it("F7: a poison row buried in a batch of 3,000 rollups and relay changes is dead-lettered alone, from the cloud's rejected[]; an endpoint answering 404 meanwhile dead-letters nothing and shows endpoint_refused", async () => {
+    const { owner, from } = await setup(10);
+    const { hubId } = await claim(hub!, cloud!, owner);
+    await drained(hub!);
+    const p = proxy!;
+    const relaysBefore = await cloudStored(cloud!, "relay");
+
+    // A wrong URL or a proxy in the way: every sync request answers 404.
+    p.fault = { kind: "status", status: 404, times: 1e9 };
+    let mark = p.syncRequests.length;
+    const bulk = await queueBulk(hub!, "bulk-1", { rollups: 2700, relayEvery: 9, poison: true, fromMs: from - 3 * 86_400_000 });
+    const queued = hub!.hub.sync.status().outbox.depth;
+    expect(queued).toBeGreaterThanOrEqual(3000);
+    await eventually(async () => p.syncRequests.slice(mark).length, (n) => n >= 3, "three 404s", 15_000);
+    const st = hub!.hub.sync.status();
+    expect(st.uplink).toMatchObject({ state: "endpoint_refused", acked_seq: expect.any(Number) });
+    expect(st.uplink.last_error).toMatch(/refused the sync request \(HTTP 404\); nothing dead-lettered/);
+    expect(st.outbox).toMatchObject({ depth: queued, dead_lettered: 0 });
+    expect(deadLetters(hub!)).toEqual([]);
+    expect(p.syncRequests.slice(mark).every((r) => r.outcome === "status 404")).toBe(true);
+    const health = await (await hub!.api("/health")).json();
+    expect(health.components.sync).toMatchObject({ status: "degraded", uplink: "endpoint_refused", dead_lettered: 0, queue_depth: queued });
+    // It backs off (full jitter, capped at 2 s here) instead of hammering: far fewer requests than 0-delay retries.
+    const metrics = await (await hub!.api("/metrics")).text();
+    expect(metrics).toMatch(/hub_sync_batches_total\{outcome="http_404"\} \d+/);
+    expect(metrics).toContain("hub_sync_dead_lettered_total 0");
+
+    // The endpoint is fixed: one batch holds all of it; the cloud's 422 names the poison row, which alone is
+    // dead-lettered, and the rest goes straight back up — no bisecting.
+    p.fault = { kind: "none" };
+    mark = p.syncRequests.length;
+    await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0 && o.dead_lettered === 1, "drained around the poison row", 20_000);
+    expect(deadLetters(hub!)).toEqual([{ seq: bulk.poisonSeq, kind: "relay", ref: "bad id with spaces", reason: expect.stringMatching(/device_id/) }]);
+    expect(p.syncRequests.length - mark, "the refused batch and its resend").toBeLessThanOrEqual(3);
+    expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="http_422"} 1');
+    const diff = sameRollups(hubRollups(hub!.hub.db.sqlite, "1m"), await cloudRollups(influx.url, cloud!.influxPrefix, hubId, "1m"));
+    expect(diff).toEqual({ missing: [], extra: [], different: [] });
+    expect((await cloudStored(cloud!, "relay")) - relaysBefore).toBe(bulk.relays);
+    const fridge = await (await cloud!.api("/devices/fridge-1", { token: owner.token })).json();
+    expect(fridge.relay_state).toBe(bulk.lastRelay);
+  });
+
+  it("F7 behind a proxy: a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through", async () => {
+    const { owner, from } = await setup(10);
+    const { hubId } = await claim(hub!, cloud!, owner);
+    await drained(hub!);
+    const p = proxy!;
+
+    // Every request refused with a bare 400: bisecting reaches one row, the probe is refused too → pause.
+    p.fault = { kind: "status", status: 400, times: 1e9 };
+    await queueBulk(hub!, "bulk-2", { rollups: 600, relayEvery: 50, fromMs: from - 2 * 86_400_000 });
+    const queued = hub!.hub.sync.status().outbox.depth;
+    await eventually(async () => hub!.hub.sync.status().uplink, (u) => u.state === "endpoint_refused", "paused after bisecting", 15_000);
+    expect(hub!.hub.sync.status().uplink.last_error).toMatch(/refuses every batch \(HTTP 400/);
+    expect(hub!.hub.sync.status().outbox).toMatchObject({ depth: queued, dead_lettered: 0 });
+    expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_refused"}');
+
+    // A WAF that blocks any batch carrying "<script>" (a device renamed so on the hub), with an HTML 400.
+    const token = await hub!.owner();
+    expect((await hub!.api("/devices/kettle-1", { method: "PATCH", token, body: { name: "<script>alert(1)</script>" } })).status).toBe(200);
+    await queueBulk(hub!, "bulk-3", { rollups: 300, relayEvery: 50, fromMs: from - 86_400_000 });
+    const renameSeq = (hub!.hub.db.sqlite.prepare("SELECT seq FROM sync_outbox WHERE kind = 'device' AND ref = 'kettle-1'").get() as { seq: number }).seq;
+    p.fault = { kind: "hook", onSync: async (body) => (gunzipSync(body).toString().includes("<script>") ? { status: 400 } : "forward") };
+    await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained around the blocked row", 20_000);
+    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "kettle-1", reason: "HTTP 400" }]);
+    expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 1');
+    const diff = sameRollups(hubRollups(hub!.hub.db.sqlite, "1m"), await cloudRollups(influx.url, cloud!.influxPrefix, hubId, "1m"));
+    expect(diff).toEqual({ missing: [], extra: [], different: [] });
   });
 });

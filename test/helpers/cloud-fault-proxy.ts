@@ -4,7 +4,8 @@
 //   hang      — the request is read and never answered (F4)
 //   status    — answered with `status` (and `retryAfter`) without reaching the cloud, `times` times (F5, F6)
 //   drop-after-commit — forwarded, the cloud commits and answers, and the answer is thrown away (F8)
-//   hook      — `onSync(req)` decides per request (F2: kill the hub before/after forwarding)
+//   hook      — `onSync(req)` decides per request (F2: kill the hub before/after forwarding; F7: a WAF that
+//               answers `{ status }` itself for batches it dislikes)
 // WebSocket upgrades (the link) are piped to the cloud untouched unless `linkDown` is set.
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -16,7 +17,7 @@ export type SyncFault =
   | { kind: "hang" }
   | { kind: "status"; status: number; times: number; retryAfter?: string }
   | { kind: "drop-after-commit"; times: number }
-  | { kind: "hook"; onSync: (body: Buffer) => Promise<"forward" | "drop" | "forward-then-drop"> };
+  | { kind: "hook"; onSync: (body: Buffer) => Promise<"forward" | "drop" | "forward-then-drop" | { status: number }> };
 
 export interface SyncRequestLog {
   at: number;
@@ -100,6 +101,11 @@ export class CloudFaultProxy {
     }
     if (f.kind === "hook") {
       const what = await f.onSync(body);
+      if (typeof what === "object") {
+        log.outcome = `status ${what.status}`;
+        res.writeHead(what.status, { "content-type": "text/html" });
+        return res.end(`<html><body><h1>${what.status}</h1>Request blocked.</body></html>`);
+      }
       log.outcome = what;
       if (what === "drop") return req.socket.destroy();
       return this.forward(req, body, res, what === "forward-then-drop");
