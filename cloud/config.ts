@@ -14,6 +14,27 @@ const optionalText = z
 /** Values people paste from examples; a signing key must never be one of them (STYLE.md §4). */
 const DEFAULT_SECRETS = ["changeme", "change-me", "secret", "default", "password", "test", "example"];
 
+/**
+ * Shared secrets given for InfluxDB (issue 5 §9: refuse a default or short secret when one is given): the
+ * placeholders above, the usual admin passwords, and the tokens from InfluxDB's own Docker examples.
+ */
+const DEFAULT_SHARED_SECRETS = [
+  ...DEFAULT_SECRETS,
+  "admin",
+  "root",
+  "influx",
+  "influxdb",
+  "password123",
+  "password1234",
+  "changeme123",
+  "my-token",
+  "mytoken",
+  "my-super-secret-auth-token",
+  "my-secret-token",
+];
+/** Characters a given InfluxDB password or token must have at least. */
+export const MIN_SHARED_SECRET_CHARS = 12;
+
 export const CloudEnv = z.object({
   CLOUD_DATA_DIR: z.string().min(1).default("./data/cloud"),
   CLOUD_HTTP_HOST: z.string().min(1).default("0.0.0.0"),
@@ -93,6 +114,13 @@ export function loadCloudConfig(env: Record<string, string | undefined>): Readon
   const given = (name: string) => env[name] !== undefined && env[name] !== "";
   if (given("CLOUD_INFLUX_USER") !== given("CLOUD_INFLUX_PASSWORD")) {
     problems.push("CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD: set both or neither");
+  }
+  for (const name of ["CLOUD_INFLUX_PASSWORD", "CLOUD_INFLUX_TOKEN"]) {
+    if (!given(name)) continue;
+    const v = env[name]!.trim();
+    if (DEFAULT_SHARED_SECRETS.includes(v.toLowerCase()) || v.length < MIN_SHARED_SECRET_CHARS) {
+      problems.push(`${name}: refusing a short or default value; give at least ${MIN_SHARED_SECRET_CHARS} characters that are not a well-known default, or leave it unset`);
+    }
   }
   if (given("CLOUD_JWT_PRIVATE_KEY")) {
     const why = signingKeyProblem(env.CLOUD_JWT_PRIVATE_KEY!);

@@ -100,13 +100,14 @@ describe("npm run cloud (cloud/main.ts as a process)", () => {
     expect(await second.exited).toBe(0);
   }, 180_000);
 
-  it("exits 1 naming every bad variable, including a default or short signing key, before touching anything", async () => {
+  it("exits 1 naming every bad variable, including a default or short signing key and InfluxDB secret, before touching anything", async () => {
     const dataDir = join(tmpdir(), `cloud-main-bad-${process.pid}`);
-    const bad = run({ CLOUD_DATA_DIR: dataDir, CLOUD_HTTP_PORT: "eighty", CLOUD_INFLUX_URL: influx.url, CLOUD_JWT_PRIVATE_KEY: "changeme" });
+    const bad = run({ CLOUD_DATA_DIR: dataDir, CLOUD_HTTP_PORT: "eighty", CLOUD_INFLUX_URL: influx.url, CLOUD_JWT_PRIVATE_KEY: "changeme", CLOUD_INFLUX_TOKEN: "admin" });
     expect(await bad.exited).toBe(1);
     expect(bad.output()).toContain("invalid configuration");
     expect(bad.output()).toMatch(/CLOUD_HTTP_PORT: /);
     expect(bad.output()).toMatch(/CLOUD_JWT_PRIVATE_KEY: refusing a short or default value/);
+    expect(bad.output()).toMatch(/CLOUD_INFLUX_TOKEN: refusing a short or default value/);
     expect(existsSync(dataDir)).toBe(false);
   }, 60_000);
 });

@@ -45,8 +45,25 @@ describe("cloud configuration", () => {
     expect(loadCloudConfig({ CLOUD_JWT_PRIVATE_KEY: ed.replace(/\n/g, "\\n") }).jwt.privateKeyPem).toBe(ed);
   });
 
+  it("issue 5 §9: refuses a default or short InfluxDB password or token, listing every bad variable with the others", () => {
+    const refused = (name: string) => `${name}: refusing a short or default value; give at least 12 characters that are not a well-known default, or leave it unset`;
+    for (const bad of ["changeme", "password", "admin", "root", "ADMIN", " root ", "my-super-secret-auth-token", "short-11chr"]) {
+      expect(problems({ CLOUD_INFLUX_USER: "cloud", CLOUD_INFLUX_PASSWORD: bad }), bad).toEqual([refused("CLOUD_INFLUX_PASSWORD")]);
+      expect(problems({ CLOUD_INFLUX_TOKEN: bad }), bad).toEqual([refused("CLOUD_INFLUX_TOKEN")]);
+    }
+    expect(problems({ CLOUD_HTTP_PORT: "eighty", CLOUD_INFLUX_USER: "cloud", CLOUD_INFLUX_PASSWORD: "admin", CLOUD_INFLUX_TOKEN: "changeme", CLOUD_JWT_PRIVATE_KEY: "secret" })).toEqual([
+      "CLOUD_HTTP_PORT: Invalid input: expected number, received NaN",
+      refused("CLOUD_INFLUX_PASSWORD"),
+      refused("CLOUD_INFLUX_TOKEN"),
+      "CLOUD_JWT_PRIVATE_KEY: refusing a short or default value; give a PKCS#8 PEM Ed25519 private key (openssl genpkey -algorithm ed25519) or leave it unset to generate one in CLOUD_DATA_DIR",
+    ]);
+    const ok = loadCloudConfig({ CLOUD_INFLUX_USER: "cloud", CLOUD_INFLUX_PASSWORD: "correct-horse-battery", CLOUD_INFLUX_TOKEN: "apiv3_Zk2x9QpL0rT7vW4yB8nC" });
+    expect(ok.influx).toMatchObject({ user: "cloud", password: "correct-horse-battery", token: "apiv3_Zk2x9QpL0rT7vW4yB8nC" });
+  });
+
   it("wants InfluxDB user and password together, and token lifetimes in range", () => {
     expect(problems({ CLOUD_INFLUX_USER: "u" })).toEqual(["CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD: set both or neither"]);
+    expect(problems({ CLOUD_INFLUX_PASSWORD: "long-enough-password" })).toEqual(["CLOUD_INFLUX_USER / CLOUD_INFLUX_PASSWORD: set both or neither"]);
     expect(problems({ CLOUD_ACCESS_TOKEN_TTL_S: "86400" })[0]).toMatch(/^CLOUD_ACCESS_TOKEN_TTL_S/);
     expect(loadCloudConfig({ CLOUD_DATABASE_URL: "postgres://u@db:5432/cloud" }).databaseUrl).toBe("postgres://u@db:5432/cloud");
   });
