@@ -40,9 +40,9 @@ export interface HubProcess {
 }
 
 /** Starts the hub and resolves when it logs "hub started". Ports are fixed per data dir so plugs can reconnect. */
-export async function spawnHub(o: { dataDir: string; httpPort: number; mqttPort: number; env?: Record<string, string>; timeoutMs?: number }): Promise<HubProcess> {
+export async function spawnHub(o: { dataDir: string; httpPort: number; mqttPort: number; env?: Record<string, string>; timeoutMs?: number; nodeArgs?: string[] }): Promise<HubProcess> {
   const spawnedAt = performance.now();
-  const proc = spawn(process.execPath, ["--import", "tsx", "hub/main.ts"], {
+  const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), "--import", "tsx", "hub/main.ts"], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,
