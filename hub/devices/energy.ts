@@ -18,7 +18,10 @@ export const RESET_FRACTION = 0.1;
 /**
  * Folds one reading into the energy state. With a counter: add positive deltas; a drop of < 10 % is
  * ignored (the baseline stays, so the dip is not counted twice); a larger drop starts a new cycle from
- * zero. Without one: trapezoid integration of power, not bridging gaps longer than `maxGapMs`.
+ * zero. Without one: trapezoid integration of power, not bridging gaps longer than `maxGapMs` — but only
+ * for plugs that have never sent a counter. Once there is a baseline, the next counter delta covers the
+ * interval, so integrating it too counted it twice: a Shelly Gen1's first reading after (re)connecting
+ * has no counter yet, and after a hub restart that double-counted the whole downtime (issue 3 §3).
  */
 export function accumulateEnergy(s: EnergyState, r: Reading, maxGapMs: number): EnergyState {
   const inOrder = s.lastTs === null || r.ts > s.lastTs;
@@ -35,7 +38,7 @@ export function accumulateEnergy(s: EnergyState, r: Reading, maxGapMs: number): 
         counterWh = r.counterWh;
       }
     }
-  } else if (r.power !== null && inOrder && s.lastTs !== null && s.lastPowerW !== null && r.ts - s.lastTs <= maxGapMs) {
+  } else if (counterWh === null && r.power !== null && inOrder && s.lastTs !== null && s.lastPowerW !== null && r.ts - s.lastTs <= maxGapMs) {
     energyWh += ((s.lastPowerW + r.power) / 2) * ((r.ts - s.lastTs) / 3_600_000);
   }
   if (!inOrder) return { ...s, energyWh, counterWh };

@@ -2,7 +2,8 @@
 // for each device, readings in time order; each reading r with predecessor p contributes
 //   - its own values to the bucket of r.ts (sample count, power/voltage/current sums and counts, min, max);
 //   - energy: the counter delta p→r (reset-aware, PROTOCOLS.md §5) when r has a counter, else the trapezoid
-//     of power over p→r when the gap is ≤ maxGap; to the bucket of r.ts;
+//     of power over p→r when the gap is ≤ maxGap and no counter was seen before (the next counter delta
+//     covers the interval: see accumulateEnergy); to the bucket of r.ts;
 //   - on-time: r.ts − p.ts (capped at maxGap) when p's relay was on; to the bucket of r.ts.
 // Values are the integer scales of `readings` (0.1 W, 0.1 V, mA), so sums and min/max are exact.
 import { RESET_FRACTION } from "../devices/energy.js";
@@ -63,7 +64,7 @@ export function step(p: Carry | undefined, r: RawRow, maxGapMs: number): { energ
         baseline = r.counter_mwh;
       } // else: noise, keep the baseline
     } else baseline = r.counter_mwh;
-  } else if (p && p.power_dw !== null && r.power_dw !== null && r.ts - p.ts <= maxGapMs) {
+  } else if (baseline === null && p && p.power_dw !== null && r.power_dw !== null && r.ts - p.ts <= maxGapMs) {
     energyWh = ((p.power_dw + r.power_dw) / 20) * ((r.ts - p.ts) / 3_600_000);
   }
   if (p && p.relay === 1) onMs = Math.min(r.ts - p.ts, maxGapMs);

@@ -29,6 +29,12 @@ describe("energy accounting (PROTOCOLS.md §5)", () => {
     expect(fold([r(0, { power: 100 }), r(600_001, { power: 100 })], 600_000).energyWh).toBe(0);
   });
 
+  it("does not integrate power between counters: the next counter delta covers it (no double count)", () => {
+    // A Shelly Gen1's first reading after connecting carries power but not yet its counter (issue 3 §3).
+    const s = fold([r(0, { power: 3600, counterWh: 1000 }), r(60_000, { power: 3600 }), r(61_000, { power: 3600, counterWh: 1061 })]);
+    expect(s.energyWh).toBeCloseTo(61);
+  });
+
   it("does not integrate out-of-order readings", () => {
     const s = fold([r(10_000, { power: 100 }), r(5_000, { power: 100 }), r(20_000, { power: 100 })]);
     expect(s.energyWh).toBeCloseTo((100 * 10) / 3600);

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../../../helpers/hub.js";
 import { connectClient, type MqttClient } from "../../../helpers/mqtt.js";
 import { startShellyGen2Plug, type ShellyGen2Plug, type ShellyGen2PlugOptions } from "../../../sim/shelly-gen2-plug.js";
+import { buildNotification, rpcTs } from "../../../sim/shelly-gen2-payloads.js";
 import {
   FAMILY_HUB_ENV,
   freshId,
@@ -155,6 +156,28 @@ describe("Shelly Gen2 plugs", () => {
     expect(await hourEnergyWh(t, A)).toBeCloseTo(top - first, 2);
     expect((await device(t, A)).energy_kwh).toBeCloseTo((top - first) / 1000, 3);
     expect(top - first).toBeLessThanOrEqual(plug.energyWh - 1000 + 0.001); // never more than the plug metered
+  });
+
+  it("counter drops over MQTT: < 10 % is noise (ignored, the dip not counted twice), > 10 % is a reset (counted from zero); energy_kwh through the API", async () => {
+    // aenergy.total in NotifyStatus deltas, as a plug sends it after a factory reset or a firmware that re-based it.
+    const A = freshId("shelly-gen2");
+    const code = await t.pair(A, { family: "shelly-gen2" });
+    const p = await connectAs(t, A, code, clients);
+    const base = Date.now() - 60_000;
+    let i = 0;
+    const report = async (totalWh: number) => {
+      const ts = rpcTs(base + 1000 * i++);
+      await p.publishAsync(`${A}/events/rpc`, JSON.stringify(buildNotification(A, "NotifyStatus", ts, { "switch:0": { id: 0, apower: 100, aenergy: { total: totalWh, by_minute: [0, 0, 0], minute_ts: Math.floor(ts) } } })), { qos: 1 });
+      return (await device(t, A)).energy_kwh as number;
+    };
+    expect(await report(10_000)).toBe(0); // the first counter is a baseline
+    expect(await report(10_500)).toBe(0.5);
+    expect(await report(10_000)).toBe(0.5); // −4.8 %: noise, neither subtracted nor re-based
+    expect(await report(10_600)).toBe(0.6); // +100 Wh over the 10 500 baseline: the dip is not counted twice
+    expect(await report(50)).toBe(0.65); // −99.5 %: a reset; the plug counted 50 Wh since
+    expect(await report(250)).toBe(0.85);
+    expect(counters(await storedReadings(t, A))).toEqual([10_000, 10_500, 10_000, 10_600, 50, 250]);
+    expect(await hourEnergyWh(t, A)).toBeCloseTo(850, 3);
   });
 
   it("A2: a plug's credentials under another Gen2 plug's client id are refused (CONNACK 5); the victim stays connected and reporting", async () => {

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestHub, type TestHub } from "../../../helpers/hub.js";
 import { connectClient, type MqttClient } from "../../../helpers/mqtt.js";
 import { startTasmotaPlug, type TasmotaPlug, type TasmotaPlugOptions } from "../../../sim/tasmota-plug.js";
+import { buildEnergy, buildSensor, tasmotaTime } from "../../../sim/tasmota-payloads.js";
 import {
   FAMILY_HUB_ENV,
   command,
@@ -159,6 +160,28 @@ describe("Tasmota plugs", () => {
     expect(await hourEnergyWh(t, "tas-counter")).toBeCloseTo(last - first, 2);
     expect((await device(t, "tas-counter")).energy_kwh).toBeCloseTo((last - first) / 1000, 3);
     expect(last - first).toBeLessThanOrEqual(plug.energyWh - 5000 + 0.01); // never more than the plug metered
+  });
+
+  it("counter drops over MQTT: < 10 % is noise (ignored, the dip not counted twice), > 10 % is a reset (counted from zero); energy_kwh through the API", async () => {
+    // ENERGY.Total as a reflashed or reset plug sends it (`EnergyTotal 0`, a new TotalStartTime), on tele SENSOR.
+    const code = await t.pair("tas-reset", { family: "tasmota" });
+    const p = await connectAs(t, "tas-reset", code, clients);
+    const base = Date.now() - 60_000;
+    let i = 0;
+    const report = async (totalWh: number) => {
+      const ms = base + 1000 * i++; // one reading per second of plug time (Time carries an offset: it is used)
+      const energy = buildEnergy({ power: 100, voltage: 230, powerFactor: 0.95, totalWh, todayWh: 0, yesterdayWh: 0, totalStartTime: "2026-01-01T00:00:00" });
+      await p.publishAsync("tele/tas-reset/SENSOR", JSON.stringify(buildSensor(tasmotaTime(ms, 0, true), energy)), { qos: 1 });
+      return (await device(t, "tas-reset")).energy_kwh as number;
+    };
+    expect(await report(10_000)).toBe(0); // the first counter is a baseline
+    expect(await report(10_500)).toBe(0.5);
+    expect(await report(10_000)).toBe(0.5); // −4.8 %: noise, neither subtracted nor re-based
+    expect(await report(10_600)).toBe(0.6); // +100 Wh over the 10 500 baseline: the dip is not counted twice
+    expect(await report(50)).toBe(0.65); // −99.5 %: a reset; the plug counted 50 Wh since
+    expect(await report(250)).toBe(0.85);
+    expect(counters(await storedReadings(t, "tas-reset"))).toEqual([10_000, 10_500, 10_000, 10_600, 50, 250]);
+    expect(await hourEnergyWh(t, "tas-reset")).toBeCloseTo(850, 3);
   });
 
   it("A2: a plug's credentials under another Tasmota's client id are refused (CONNACK 5); the victim stays connected and reporting", async () => {
