@@ -22,6 +22,7 @@ import { buildCloudApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
 import { SyncService } from "./sync/sync-service.js";
 import { LinkServer } from "./link/link-server.js";
+import { LocalGrantService } from "./hubs/local-grant-service.js";
 
 export interface CloudOptions {
   log: Logger;
@@ -122,13 +123,14 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
 
     const sync = new SyncService(db.orm, rollups, bus, clock, log, metrics);
     const hubSync = { sync, link: linkServer };
-    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync });
+    const localGrants = new LocalGrantService(db.orm, hubs, tokens, (hubId) => linkServer.localApiUrl(hubId), clock, log, { ttlSec: config.grantTtlSec });
+    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync, localGrants });
     const server: Server = createServer(app);
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
     const live = attachLiveSocket(server, { accounts, devices, hubs, bus, metrics, log, allowedOrigins: config.corsOrigins, maxBufferedBytes: o.wsMaxBufferedBytes });
     if (!o.link) {
-      linkServer.start({ server, authenticateHub: (id, secret) => hubs.authenticateHub(id, secret), setLatest: (hubId, s) => devices.setLatest(hubId, s), publicKeyPem: tokens.publicKeyPem });
+      linkServer.start({ server, authenticateHub: (id, secret) => hubs.authenticateHub(id, secret), setLatest: (hubId, s) => devices.setLatest(hubId, s), publicKeyPem: tokens.publicKeyPem, issuer: tokens.issuer });
     }
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -127,7 +127,7 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   });
   await sync.start();
   if (sync.enabled) {
-    const grants = new GrantVerifier(() => sync.access, () => sync.hubId);
+    const grants = new GrantVerifier(() => sync.access, () => sync.hubId, clock);
     accounts.grants = { isGrant, verify: (token) => grants.verify(token) };
   }
   const telemetry = new TelemetryQueries(db, rollups, { maxGapMs: config.maxEnergyGapMs, timeZone: config.timeZone });
@@ -207,6 +207,8 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
   });
   const httpPort = (server.address() as AddressInfo).port;
   log.info({ port: httpPort }, "local api listening");
+  // Where cloud users reach this API on the LAN with a local grant (issue 6 §7); HUB_PUBLIC_HOST is the LAN name.
+  if (sync.enabled) sync.setLocalApiUrl(`http://${config.mqtt.publicHost.includes(":") ? `[${config.mqtt.publicHost}]` : config.mqtt.publicHost}:${httpPort}`);
 
   let closing: Promise<void> | null = null;
   return {

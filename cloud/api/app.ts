@@ -12,6 +12,7 @@ import {
   ChangePasswordRequest,
   ClaimHubRequest,
   CloudCreateDeviceRequest,
+  LocalGrantRequest,
   RegisterHubRequest,
   ShareRequest,
   UpdateHubRequest,
@@ -23,6 +24,7 @@ import { NotFoundError, TooManyRequestsError, UnauthorizedError } from "../../sh
 import type { AccountService } from "../auth/account-service.js";
 import type { AccessClaims } from "../auth/token-service.js";
 import type { HubService } from "../hubs/hub-service.js";
+import type { LocalGrantService } from "../hubs/local-grant-service.js";
 import { toDevice, type DeviceService } from "../devices/device-service.js";
 import type { CommandService } from "../devices/command-service.js";
 import type { RollupStore } from "../timeseries/rollup-store.js";
@@ -50,6 +52,8 @@ export interface CloudApiDeps {
   trustProxy: boolean | number | string;
   /** Issue 6: hub sync, link-side config, schedules, alerts and local grants (cloud/api/hub-sync.ts). */
   hubSync?: HubSyncDeps;
+  /** Issue 6 §7: POST /hubs/{id}/local-grant. */
+  localGrants: LocalGrantService;
 }
 
 type Locals = { user: AccessClaims };
@@ -178,6 +182,12 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
   app.delete("/hubs/:id/shares/:userId", auth, async (req, res: Res) => {
     await d.hubs.unshare(uid(res), param(req, "id"), param(req, "userId"), actorOf(req, res));
     res.status(204).end();
+  });
+  // Issue 6 §7: a grant for the hub's LAN API. Access is checked before the body is read (A10).
+  app.post("/hubs/:id/local-grant", auth, ...body, async (req, res: Res) => {
+    const access = await d.localGrants.access(uid(res), param(req, "id"));
+    validate(LocalGrantRequest, req.body ?? {});
+    res.json(await d.localGrants.issue(uid(res), access, actorOf(req, res)));
   });
 
   const shareTarget = async (email: string) => {

@@ -15,6 +15,8 @@ import {
   CloudCreateDeviceRequest,
   Hub,
   HubCredential,
+  LocalGrant,
+  LocalGrantRequest,
   RegisterHubRequest,
   Share,
   ShareRequest,
@@ -111,6 +113,16 @@ export function buildCloudOpenApi() {
         post: { security: secured, requestParams: hubParam, summary: "Share the whole hub", requestBody: body(ShareRequest), responses: { "201": json(Share, "shared"), ...hubErrors } },
       },
       "/hubs/{id}/shares/{userId}": { delete: { security: secured, requestParams: shareParam, responses: { "204": { description: "revoked" }, ...hubErrors } } },
+      "/hubs/{id}/local-grant": {
+        post: {
+          security: secured,
+          requestParams: hubParam,
+          summary:
+            "A grant for the hub's local API (issue 6 §7), for its owner and anyone with a hub or device share on it: send it as `Authorization: Bearer` to the hub on its LAN; it works while the internet is down until it expires (≥ 7 days); a revoked share stops it as soon as the hub's link is back",
+          requestBody: { required: false, content: { "application/json": { schema: LocalGrantRequest } } },
+          responses: { "200": json(LocalGrant, "the grant and where to use it"), ...hubErrors },
+        },
+      },
       "/devices": {
         get: { security: secured, summary: "Devices you own or that are shared with you", responses: { "200": json(z.array(Device), "devices"), "401": errors["401"] } },
         post: {

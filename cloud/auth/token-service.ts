@@ -6,6 +6,7 @@ import { createPublicKey, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "../../shared/logger.js";
+import { LOCAL_GRANT_TYP, localGrantAudience } from "../../shared/schemas/cloud.js";
 
 const ALG = "EdDSA";
 export const ACCESS_TYP = "at+jwt";
@@ -57,6 +58,22 @@ export class TokenService {
       .setIssuedAt()
       .setExpirationTime(`${this.accessTtl}s`)
       .setJti(randomUUID())
+      .sign(this.privateKey);
+  }
+
+  /**
+   * A local grant (issue 6 §7): opens one hub's LAN API for one user until `expMs`, verified by the hub offline
+   * with this cloud's public key. Times come from the caller's clock (whole seconds).
+   */
+  signLocalGrant(g: { userId: string; hubId: string; role: string; iatMs: number; expMs: number; jti: string }): Promise<string> {
+    return new SignJWT({ role: g.role })
+      .setProtectedHeader({ alg: ALG, typ: LOCAL_GRANT_TYP })
+      .setSubject(g.userId)
+      .setIssuer(this.issuer)
+      .setAudience(localGrantAudience(g.hubId))
+      .setIssuedAt(Math.floor(g.iatMs / 1000))
+      .setExpirationTime(Math.floor(g.expMs / 1000))
+      .setJti(g.jti)
       .sign(this.privateKey);
   }
 

@@ -2,8 +2,9 @@
 // per hub at `GET /hub/link`, authenticated at upgrade with the hub credential (401 otherwise, never 500).
 // Down: LinkCommand (on offer, and on connect every stored command not yet answered nor expired),
 // LinkDeviceConfig / LinkScheduleConfig (cloud edits the hub has not echoed back), LinkAccess (on connect and on
-// every sharing change). Up: LinkCommandResult, LinkState. Every frame is validated; bad ones are counted and
-// ignored. A newer link of the same hub replaces the older one; a link that misses a ping's pong is dropped.
+// every sharing change). Up: LinkCommandResult, LinkState, LinkHello (the hub's LAN address, for local grants).
+// Every frame is validated; bad ones are counted and ignored. A newer link of the same hub replaces the older
+// one; a link that misses a ping's pong is dropped.
 import { WebSocketServer, type WebSocket } from "ws";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
@@ -46,11 +47,15 @@ export interface LinkDeps {
   authenticateHub(hubId: string, secret: string): Promise<string>;
   setLatest: (hubId: string, s: LatestState) => Promise<boolean>;
   publicKeyPem: string;
+  /** `iss` of local grants (CLOUD_JWT_ISSUER), sent with the key so the hub pins both. */
+  issuer: string;
 }
 
 export class LinkServer implements HubLink {
   private readonly links = new Map<string, Link>();
   private readonly waiters = new Map<string, Waiter>();
+  /** Each hub's local API URL from its last LinkHello; kept after the link drops (in memory: resent on every connect). */
+  private readonly localUrls = new Map<string, string | null>();
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: LINK_MAX_FRAME });
   private deps: LinkDeps | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -103,6 +108,11 @@ export class LinkServer implements HubLink {
     this.heartbeat.unref();
     // Sharing changed somewhere: every connected hub gets its access list again (coalesced).
     this.bus.on("accessChanged", () => this.pushAccessAll());
+  }
+
+  /** Where the hub's local API answers on its LAN, as its link last said; null when unknown (issue 6 §7). */
+  localApiUrl(hubId: string): string | null {
+    return this.localUrls.get(hubId) ?? null;
   }
 
   isConnected(hubId: string): boolean {
@@ -160,7 +170,8 @@ export class LinkServer implements HubLink {
       .innerJoin(users, eq(users.id, deviceUsers.userId))
       .where(eq(devices.hubId, hubId))
       .orderBy(deviceUsers.userId, devices.deviceId);
-    // One entry per (user, role): a user with controller on one plug and viewer on another gets two entries.
+    // One entry per (user, role): a user with controller on one plug and viewer on another gets two entries;
+    // the hub merges every entry of a user (hub/sync/grants.ts mergeAccess).
     const grouped = new Map<string, LinkAccess["users"][number]>();
     for (const s of deviceShares) {
       const key = `${s.userId}/${s.role}`;
@@ -169,7 +180,7 @@ export class LinkServer implements HubLink {
       e.device_ids!.push(s.deviceId);
     }
     list.push(...grouped.values());
-    return { type: "access", users: list, public_key_pem: this.deps?.publicKeyPem ?? "", issued_at: this.clock.now() };
+    return { type: "access", users: list, public_key_pem: this.deps?.publicKeyPem ?? "", issuer: this.deps?.issuer ?? "", issued_at: this.clock.now() };
   }
 
   async pushAccess(hubId: string): Promise<void> {
@@ -286,6 +297,10 @@ export class LinkServer implements HubLink {
     this.frames.inc({ direction: "up", type: msg.type });
     if (msg.type === "state") {
       for (const s of msg.devices) await this.deps!.setLatest(l.hubId, s);
+      return;
+    }
+    if (msg.type === "hello") {
+      this.localUrls.set(l.hubId, msg.local_api_url);
       return;
     }
     // command_result: only the hub the command was for may answer it, and only once.

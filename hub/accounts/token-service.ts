@@ -16,6 +16,8 @@ export interface AccessClaims {
   familyId: string;
   /** Cloud users with device-level shares see only these devices; absent or null = every device. */
   deviceIds?: string[] | null;
+  /** A `member` cloud user controls only these of the devices it sees; absent or null = all of them. */
+  controlIds?: string[] | null;
 }
 
 export class TokenService {

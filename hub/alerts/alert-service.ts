@@ -171,6 +171,13 @@ export class AlertService {
     return (this.db.sqlite.prepare(sql).all(...params, q.limit) as Row[]).map(toAlert);
   }
 
+  /** The device an alert is about (null: hub-wide); 404 for an unknown id. */
+  deviceOf(id: string): string | null {
+    const row = this.db.sqlite.prepare("SELECT device_id FROM alerts WHERE id = ?").get(id) as { device_id: string | null } | undefined;
+    if (!row) throw new NotFoundError(`no alert '${id.slice(0, 64)}'`);
+    return row.device_id;
+  }
+
   acknowledge(id: string): Alert {
     const row = this.db.sqlite.prepare("SELECT * FROM alerts WHERE id = ?").get(id) as Row | undefined;
     if (!row) throw new NotFoundError(`no alert '${id.slice(0, 64)}'`);

@@ -72,14 +72,23 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     }
     next();
   };
-  /** Viewers (cloud users with a viewer share) read; they never switch plugs or edit schedules. */
-  const control = (_req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
-    if (res.locals.user.role === "viewer") throw new ForbiddenError("your share of this hub is view-only");
-    next();
-  };
   const visible = (res: Response<unknown, Locals>, deviceId: string | null) => {
     const ids = res.locals.user.deviceIds;
     return !ids || (deviceId !== null && ids.includes(deviceId));
+  };
+  /** A cloud user with controller on some devices and viewer on others controls only the first (issue 6 §7). */
+  const mayControl = (res: Response<unknown, Locals>, deviceId: string | null) => {
+    const ids = res.locals.user.controlIds;
+    if (res.locals.user.role === "viewer" || (ids && (deviceId === null || !ids.includes(deviceId)))) {
+      throw new ForbiddenError(res.locals.user.role === "viewer" ? "your share of this hub is view-only" : "your share of this device is view-only");
+    }
+  };
+  /** Viewers (cloud users with a viewer share) read; they never switch plugs or edit schedules. */
+  const control = (req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
+    if (res.locals.user.role === "viewer") throw new ForbiddenError("your share of this hub is view-only");
+    // Device routes check the device here; schedule and alert routes check theirs once they found it.
+    if (typeof req.params.id === "string") mayControl(res, req.params.id);
+    next();
   };
   const ownerOnly = (_req: Request, res: Response<unknown, Locals>, next: NextFunction) => {
     if (res.locals.user.role !== "owner") throw new ForbiddenError("only the hub's owner can do this");
@@ -202,8 +211,15 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     const q = validate(AlertQuery, req.query);
     res.json(d.alerts.list({ active: q.active === undefined ? undefined : q.active === "true", deviceId: q.device_id, limit: q.limit }).filter((a) => visible(res, a.device_id)));
   });
-  app.post("/alerts/:aid/ack", auth, control, (req, res) => {
-    res.json(d.alerts.acknowledge(String(req.params.aid)));
+  app.post("/alerts/:aid/ack", auth, control, (req, res: Response<unknown, Locals>) => {
+    const aid = String(req.params.aid);
+    if (res.locals.user.deviceIds || res.locals.user.controlIds) {
+      // An alert on a device the caller may not see is a 404 like a missing one (A10).
+      const deviceId = d.alerts.deviceOf(aid);
+      if (!visible(res, deviceId)) throw new NotFoundError(`no alert '${aid.slice(0, 64)}'`);
+      mayControl(res, deviceId);
+    }
+    res.json(d.alerts.acknowledge(aid));
   });
   app.get("/devices/:id/alert-settings", auth, (req, res) => {
     const id = deviceId(req);
@@ -243,13 +259,13 @@ export function buildHubApi(d: HubApiDeps): express.Express {
     res.json(schedule(req, res));
   });
   app.patch("/schedules/:sid", auth, control, ...body, (req, res: Response<unknown, Locals>) => {
-    schedule(req, res);
+    mayControl(res, schedule(req, res).device_id);
     const updated = d.schedules.update(String(req.params.sid), validate(UpdateScheduleRequest, req.body));
     void d.schedules.reconcile(updated.device_id, "edit");
     res.json(updated);
   });
   app.delete("/schedules/:sid", auth, control, (req, res: Response<unknown, Locals>) => {
-    schedule(req, res);
+    mayControl(res, schedule(req, res).device_id);
     d.schedules.remove(String(req.params.sid));
     res.status(204).end();
   });

@@ -1,13 +1,15 @@
-// Schedules (issue 4 §1): stored rules, enforced level-triggered. At start, on every minute tick
-// (node-cron), after a clock jump and when a plug comes back, the hub computes the edge in force now
+// Schedules (issue 4 §1): stored rules, enforced level-triggered. At start, on every minute tick, after a
+// clock jump and when a plug comes back, the hub computes the edge in force now
 // (the latest rule edge at or before now) and brings the plug to it, once per edge. Only the latest
 // edge counts, so a clock jump never replays the edges it skipped (F10). A manual switch holds until the
 // next edge; `reassert_on_boot` re-applies the edge in force after a hub restart or the plug returning.
+// The minute tick and the jump watch run on the hub's Clock (not node-cron, which reads the system time on
+// its own): one timer wakes at every minute boundary of clock.now() and at least every second, and compares
+// the wall clock's progress with the monotonic clock's to tell a jump from time passing (RELIABILITY F10).
 import { randomUUID } from "node:crypto";
-import cron from "node-cron";
 import type { HubDb } from "../db/open-db.js";
 import type { HubBus } from "../bus.js";
-import type { Clock } from "../../shared/clock.js";
+import { monotonicNow, type Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { DeviceService } from "../devices/device-service.js";
 import type { CommandService } from "../devices/command-service.js";
@@ -44,17 +46,20 @@ export interface ScheduleOptions {
 const SETTLE_MS = 5000;
 /** Wall clock and monotonic clock drifting apart by more than this is a clock jump. */
 const JUMP_MS = 30_000;
+/** The longest the tick timer sleeps, ms: a jump is noticed within this. */
+const WATCH_MS = 1000;
 
 export class ScheduleService {
   private readonly fired = new Map<string, number>();
   private readonly manualAt = new Map<string, number>();
   private readonly onlineSince = new Map<string, number>();
   private readonly busy = new Map<string, Promise<void>>();
-  private task: { stop(): void } | null = null;
   private readonly awaiting = new Map<string, NodeJS.Timeout>();
   private closed = false;
-  private jumpTimer: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null;
   applied = 0;
+  /** Clock jumps noticed (each reconciled once, as "jump"). */
+  clockJumps = 0;
 
   constructor(
     private readonly db: HubDb,
@@ -109,27 +114,39 @@ export class ScheduleService {
   start(): void {
     void this.reconcileAll("boot");
     if (!this.opts.timers) return;
-    this.task = cron.schedule("* * * * *", () => void this.reconcileAll("tick"));
-    let wall = Date.now();
-    let mono = performance.now();
-    this.jumpTimer = setInterval(() => {
-      const w = Date.now();
-      const m = performance.now();
+    let wall = this.clock.now();
+    let mono = monotonicNow(this.clock);
+    let minute = Math.floor(wall / 60_000);
+    const arm = () => {
+      if (this.closed) return;
+      // Just past the next minute boundary of the hub's clock, or sooner to watch for jumps.
+      const toBoundary = 60_000 - (this.clock.now() % 60_000) + 5;
+      this.timer = setTimeout(wake, Math.min(WATCH_MS, toBoundary));
+      this.timer.unref();
+    };
+    const wake = () => {
+      const w = this.clock.now();
+      const m = monotonicNow(this.clock);
       const drift = w - wall - (m - mono);
+      const nowMinute = Math.floor(w / 60_000);
+      const crossed = nowMinute !== minute;
       wall = w;
       mono = m;
+      minute = nowMinute;
       if (Math.abs(drift) > JUMP_MS) {
+        // One reconcile for the jump, whatever it skipped: only the edge in force now is applied.
+        this.clockJumps++;
         this.log.warn({ driftMs: Math.round(drift) }, "clock jumped; reconciling schedules");
         void this.reconcileAll("jump");
-      }
-    }, 5000);
-    this.jumpTimer.unref();
+      } else if (crossed) void this.reconcileAll("tick");
+      arm();
+    };
+    arm();
   }
 
   close(): void {
     this.closed = true;
-    this.task?.stop();
-    if (this.jumpTimer) clearInterval(this.jumpTimer);
+    if (this.timer) clearTimeout(this.timer);
     for (const t of this.awaiting.values()) clearTimeout(t);
     this.awaiting.clear();
   }

@@ -48,6 +48,8 @@ export interface SyncStatus {
 export interface CloudAccess {
   users: LinkAccess["users"];
   publicKeyPem: string;
+  /** The `iss` grants must carry; null in a list stored before the cloud sent it (grants refused until the next list). */
+  issuer: string | null;
   issuedAt: number;
 }
 
@@ -64,6 +66,8 @@ export class SyncService {
   private registerAttempt = 0;
   private closed = false;
   access: CloudAccess | null = null;
+  /** The local API's base URL on the LAN, told to the cloud on every link connect (LinkHello, issue 6 §7). */
+  private localApiUrl: string | null = null;
 
   constructor(
     private readonly db: HubDb,
@@ -96,7 +100,7 @@ export class SyncService {
       { pingMs: cfg.link.pingMs, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
     );
     const stored = getMeta(db, "cloud_access");
-    if (stored) this.access = JSON.parse(stored) as CloudAccess;
+    if (stored) this.access = { issuer: null, ...(JSON.parse(stored) as Omit<CloudAccess, "issuer">) };
   }
 
   get enabled(): boolean {
@@ -197,7 +201,14 @@ export class SyncService {
 
   // --- the link ---
 
+  /** Set once the local API listens; sent now if the link is up, else on connect. */
+  setLocalApiUrl(url: string): void {
+    this.localApiUrl = url;
+    this.link.send({ type: "hello", local_api_url: url });
+  }
+
   private onLinkOpen() {
+    this.link.send({ type: "hello", local_api_url: this.localApiUrl });
     for (const d of this.devices.all()) this.dirtyState.add(d.deviceId);
     this.flushState();
   }
@@ -353,7 +364,7 @@ export class SyncService {
   }
 
   private async applyAccess(f: LinkAccess) {
-    this.access = { users: f.users, publicKeyPem: f.public_key_pem, issuedAt: f.issued_at };
+    this.access = { users: f.users, publicKeyPem: f.public_key_pem, issuer: f.issuer, issuedAt: f.issued_at };
     await this.committer.write(metaOp("cloud_access", JSON.stringify(this.access)), { now: true });
     this.log.info({ users: f.users.length }, "cloud access list updated");
   }

@@ -91,3 +91,28 @@ export const CloudCommandResponse = z
   })
   .meta({ id: "CloudCommandResponse" });
 export type CloudCommandResponse = z.infer<typeof CloudCommandResponse>;
+
+// --- local access for cloud users (issue 6 §7) ---
+
+/** JOSE `typ` of a local grant; the hub refuses any other (RELIABILITY fact 4, A12). */
+export const LOCAL_GRANT_TYP = "smartplug-grant+jwt";
+/** A grant opens exactly one hub: its `aud`. */
+export const localGrantAudience = (hubId: string) => `smartplug-hub:${hubId}`;
+
+export const LocalGrantRequest = z.strictObject({}).meta({ id: "LocalGrantRequest", description: "empty (or no body)" });
+
+export const LocalGrant = z
+  .object({
+    grant: z.string().meta({ description: "Ed25519 JWT for `Authorization: Bearer` on the hub's local API; the hub verifies it offline with the cloud's key" }),
+    token_type: z.literal("bearer"),
+    hub_id: z.string(),
+    user_id: z.string(),
+    role: AccessRole.meta({ description: "your strongest role on this hub when issued; the hub applies the access list the cloud last sent it" }),
+    device_ids: z.array(z.string()).nullable().meta({ description: "null: the whole hub; else only these devices (device shares)" }),
+    issued_at: IsoTime,
+    expires_at: IsoTime,
+    expires_in: z.number().int().meta({ description: "seconds (CLOUD_GRANT_TTL_S, at least 7 days)" }),
+    local_api_url: z.string().nullable().meta({ description: "the hub's local API on its LAN, as the hub last reported it over its link; null when unknown" }),
+  })
+  .meta({ id: "LocalGrant" });
+export type LocalGrant = z.infer<typeof LocalGrant>;

@@ -109,6 +109,8 @@ export const LinkAccess = z.strictObject({
   type: z.literal("access"),
   users: z.array(z.strictObject({ user_id: z.string(), email: z.string(), role: z.enum(["owner", "controller", "viewer"]), device_ids: z.array(z.string()).nullable() })),
   public_key_pem: z.string().max(4096),
+  /** The `iss` local grants carry (CLOUD_JWT_ISSUER): the hub pins it with the key (RELIABILITY fact 4). */
+  issuer: z.string().min(1).max(256),
   issued_at: z.number().int(),
 });
 export type LinkAccess = z.infer<typeof LinkAccess>;
@@ -132,5 +134,9 @@ export type LinkCommandResult = z.infer<typeof LinkCommandResult>;
 export const LinkState = z.strictObject({ type: z.literal("state"), devices: z.array(LatestState).max(1000) });
 export type LinkState = z.infer<typeof LinkState>;
 
-export const LinkUp = z.discriminatedUnion("type", [LinkCommandResult, LinkState]);
+/** hub → cloud, on every link connect: where the hub's local API answers on its LAN (for local grants, issue 6 §7). */
+export const LinkHello = z.strictObject({ type: z.literal("hello"), local_api_url: z.url({ protocol: /^https?$/ }).max(300).nullable() });
+export type LinkHello = z.infer<typeof LinkHello>;
+
+export const LinkUp = z.discriminatedUnion("type", [LinkCommandResult, LinkState, LinkHello]);
 export type LinkUp = z.infer<typeof LinkUp>;

@@ -58,6 +58,7 @@ describe.each<Backend>(["pglite", "postgres"])("hub link on %s", (backend) => {
         type: "access",
         users: [{ user_id: ann.id, email: ann.email, role: "owner", device_ids: null }],
         public_key_pem: t.cloud.tokens.publicKeyPem,
+        issuer: "urn:smartplug:cloud",
         issued_at: expect.any(Number),
       });
       expect(access.public_key_pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);

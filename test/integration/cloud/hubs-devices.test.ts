@@ -214,6 +214,7 @@ const HUB_ROUTES: { name: string; method: string; path: (id: string) => string; 
   { name: "GET /hubs/{id}/shares", method: "GET", path: (id) => `/hubs/${id}/shares`, owner: 200, controller: 403, viewer: 403 },
   { name: "POST /hubs/{id}/shares", method: "POST", path: (id) => `/hubs/${id}/shares`, body: { email: "third@example.com", role: "controller" }, owner: 201, controller: 403, viewer: 403 },
   { name: "DELETE /hubs/{id}/shares/{userId}", method: "DELETE", path: (id) => `/hubs/${id}/shares/00000000-0000-0000-0000-000000000000`, owner: 404, controller: 403, viewer: 403 },
+  { name: "POST /hubs/{id}/local-grant", method: "POST", path: (id) => `/hubs/${id}/local-grant`, owner: 200, controller: 200, viewer: 200 },
   { name: "DELETE /hubs/{id}", method: "DELETE", path: (id) => `/hubs/${id}`, owner: 204, controller: 403, viewer: 403 },
 ];
 

@@ -150,3 +150,125 @@ describe("schedules (issue 4 §1)", () => {
     expect((await (await t.api("/devices/rb")).json()).relay_state).toBe(false);
   });
 });
+
+/**
+ * A wall clock for the hub that runs at real speed from a chosen instant and can be stepped (NTP, an
+ * RTC-less boot); its monotonic clock never steps. The hub's own timers run: nothing is called by hand.
+ */
+function wallClock(iso: string) {
+  let offset = Date.parse(iso) - Date.now();
+  return {
+    clock: { now: () => Date.now() + offset, monotonic: () => performance.now() },
+    now: () => Date.now() + offset,
+    step(ms: number) {
+      offset += ms;
+    },
+  };
+}
+
+async function bootLive(w: ReturnType<typeof wallClock>, dataDir?: string) {
+  t = await startTestHub({ dataDir, env: { HUB_TIMEZONE: "UTC" }, hubOptions: { clock: w.clock } });
+  await t.owner();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const daily = (o: Record<string, unknown>) => ({ type: "weekly", days: [1, 2, 3, 4, 5, 6, 7], ...o });
+
+describe("schedules on the hub's own triggers (issue 4 §1, injected clock, no reconcile called by hand)", () => {
+  it("the minute tick fires an edge by itself, within 1.5 s of it, once", async () => {
+    const w = wallClock("2026-12-03T06:29:54Z");
+    await bootLive(w);
+    const code = await t.pair("m1");
+    const { got } = await plug("m1", code, false);
+    const created = await (await t.api("/devices/m1/schedules", { body: daily({ at: "06:30", action: "on" }) })).json();
+    expect(Date.parse(created.created_at)).toBeLessThan(at("2026-12-03T06:30:00Z")); // the rule predates its edge
+    expect(got).toEqual([]);
+    await eventually(() => got.length, (n) => n > 0, "the 06:30 edge", 8000);
+    expect(w.now() - at("2026-12-03T06:30:00Z")).toBeLessThan(1500);
+    await sleep(1500); // more ticks and jump checks: nothing more
+    expect(got).toEqual(["relay_on"]);
+    expect(t.hub.schedules.clockJumps).toBe(0);
+  });
+
+  it("F10: clock jumps of +1 h, −1 h, +1 day and −1 day are detected (wall vs monotonic) and reconciled at once, at most one action per device each", async () => {
+    const w = wallClock("2026-12-03T21:59:00Z");
+    await bootLive(w);
+    const c1 = await t.pair("j1");
+    const c2 = await t.pair("j2");
+    const d1 = await plug("j1", c1, true);
+    const d2 = await plug("j2", c2, false);
+    // j1: on 06:30, off 22:00 daily. j2: on in the window 22:30–23:30.
+    await t.api("/devices/j1/schedules", { body: daily({ at: "06:30", action: "on" }) });
+    await t.api("/devices/j1/schedules", { body: daily({ at: "22:00", action: "off" }) });
+    await t.api("/devices/j2/schedules", { body: daily({ type: "window", from: "22:30", to: "23:30", action: "on" }) });
+    await sleep(1200);
+    expect([d1.got, d2.got]).toEqual([[], []]); // no edge since the rules exist
+
+    const jump = async (ms: number, n: number, expected: [string[], string[]]) => {
+      w.step(ms);
+      await eventually(() => t.hub.schedules.clockJumps, (k) => k === n, `jump ${n} detected`, 3000);
+      await eventually(() => [d1.got.length, d2.got.length], ([a, b]) => a === expected[0].length && b === expected[1].length, `actions after jump ${n}`, 3000);
+      await sleep(1200); // later ticks and checks add nothing: no burst, no replay of skipped edges
+      expect([d1.got, d2.got]).toEqual(expected);
+      expect(t.hub.schedules.clockJumps).toBe(n);
+    };
+    // +1 h → 22:59: j1's 22:00 off and j2's 22:30 on are in force.
+    await jump(3_600_000, 1, [["relay_off"], ["relay_on"]]);
+    // −1 h → 21:59 again: nothing newer than what was applied; the edges just applied are not undone.
+    await jump(-3_600_000, 2, [["relay_off"], ["relay_on"]]);
+    // +1 day → Dec 4 21:59: three edges of j1 and one of j2 were skipped; only the ones in force apply.
+    await jump(86_400_000, 3, [["relay_off", "relay_on"], ["relay_on", "relay_off"]]);
+    // −1 day → Dec 3 21:59: nothing replayed.
+    await jump(-86_400_000, 4, [["relay_off", "relay_on"], ["relay_on", "relay_off"]]);
+    expect([d1.state(), d2.state()]).toEqual([true, false]);
+  });
+
+  it("a plug that was offline at its edge is switched as soon as it comes back (the 'plug returns' trigger)", async () => {
+    const w = wallClock("2026-12-03T06:29:55Z");
+    await bootLive(w);
+    const code = await t.pair("o1");
+    const first = await plug("o1", code, false);
+    await t.api("/devices/o1/schedules", { body: daily({ at: "06:30", action: "on" }) });
+    first.p.stream.destroy(); // power cut before the edge: the will marks it offline
+    await eventually(async () => (await (await t.api("/devices/o1")).json()).status, (s) => s === "offline", "offline");
+    await eventually(() => w.now(), (n) => n > at("2026-12-03T06:30:01Z"), "past the edge", 8000);
+    await sleep(300);
+    expect(first.got).toEqual([]);
+    // Back at ~06:30:02, long before the next minute tick: it reports its relay state and is switched.
+    const back = await plug("o1", code, false, false);
+    await eventually(() => back.got, (g) => g.length > 0, "switched on return", 3000);
+    expect(w.now()).toBeLessThan(at("2026-12-03T06:31:00Z"));
+    await sleep(800);
+    expect(back.got).toEqual(["relay_on"]);
+    expect((await (await t.api("/devices/o1")).json()).relay_state).toBe(true);
+  });
+
+  it("after a hub restart, reassert_on_boot: true re-applies the slot over a manual switch; false keeps the manual state, across the next minute tick too", async () => {
+    const w = wallClock("2026-12-03T18:59:56Z");
+    await bootLive(w);
+    const dataDir = t.dataDir;
+    const codeA = await t.pair("ba");
+    const codeB = await t.pair("bb");
+    const a = await plug("ba", codeA, false);
+    const b = await plug("bb", codeB, false);
+    await t.api("/devices/ba/schedules", { body: daily({ type: "window", from: "19:00", to: "23:30", action: "on", reassert_on_boot: true }) });
+    await t.api("/devices/bb/schedules", { body: daily({ type: "window", from: "19:00", to: "23:30", action: "on" }) });
+    await eventually(() => [a.got, b.got], (g) => g.every((x) => x.length > 0), "the 19:00 tick", 8000);
+    expect([a.got, b.got]).toEqual([["relay_on"], ["relay_on"]]);
+    // The person switches both off; the hub goes down and comes back (still in the window).
+    expect((await t.api("/devices/ba/command", { body: { command: "relay_off" } })).status).toBe(200);
+    expect((await t.api("/devices/bb/command", { body: { command: "relay_off" } })).status).toBe(200);
+    for (const p of plugs.splice(0)) p.end(true);
+    await t.close({ keepData: true });
+    w.step(Math.max(0, at("2026-12-03T19:00:57Z") - w.now())); // down for a while: back just before 19:01
+    await bootLive(w, dataDir);
+    const a2 = await plug("ba", codeA, false, false);
+    const b2 = await plug("bb", codeB, false, false);
+    await eventually(() => a2.got, (g) => g.length > 0, "ba re-asserted", 3000);
+    await eventually(() => w.now(), (n) => n > at("2026-12-03T19:01:00.500Z"), "past the 19:01 tick", 8000);
+    await sleep(500);
+    expect([a2.got, b2.got]).toEqual([["relay_on"], []]);
+    expect([a2.state(), b2.state()]).toEqual([true, false]);
+    expect((await (await t.api("/devices/bb")).json()).relay_state).toBe(false);
+  });
+});
