@@ -188,10 +188,10 @@ describe.each<Backend>(["pglite", "postgres"])("accounts on %s", (backend) => {
   });
 });
 
-describe("A14: brute force", () => {
+describe.each<Backend>(["pglite", "postgres"])("A14: brute force on %s", (backend) => {
   let t: TestCloud;
   beforeAll(async () => {
-    t = await startTestCloud({ influxUrl: influx.url });
+    t = await startTestCloud({ influxUrl: influx.url, backend, postgres });
   }, SERVICE_START_MS);
   afterAll(async () => {
     await t?.close();

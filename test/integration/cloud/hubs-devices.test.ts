@@ -135,10 +135,10 @@ describe.each<Backend>(["pglite", "postgres"])("hubs and devices on %s", (backen
   });
 });
 
-describe("A17: claim codes", () => {
+describe.each<Backend>(["pglite", "postgres"])("A17: claim codes on %s", (backend) => {
   let t: TestCloud;
   beforeAll(async () => {
-    t = await startTestCloud({ influxUrl: influx.url, env: { CLOUD_CLAIM_CODE_TTL_S: "60" } });
+    t = await startTestCloud({ influxUrl: influx.url, backend, postgres, env: { CLOUD_CLAIM_CODE_TTL_S: "60" } });
   }, SERVICE_START_MS);
   afterAll(async () => {
     await t?.close();

@@ -1,8 +1,10 @@
 // Operations (issue 5 §2, §9): `npm run cloud` with only three variables, InfluxDB absent at start and
 // retried writes, hub-registration limits, the OpenAPI document covering every route, CORS for every method,
-// and deeply nested JSON (A15). Real InfluxDB, real PGlite, a real child process for main.ts.
+// and deeply nested JSON (A15). Real InfluxDB, real PGlite and a real PostgreSQL 15 (both backends, issue 5 §1),
+// a real child process for main.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn, type ChildProcess } from "node:child_process";
+import pg from "pg";
 import { cpSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,19 +12,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startInflux, waitFor, type TestInflux } from "../../helpers/influx.js";
-import { SERVICE_START_MS, pgliteTemplate, startTestCloud, type TestCloud } from "../../helpers/cloud.js";
+import { PG_MAJOR, startPostgres, type TestPostgres } from "../../helpers/postgres.js";
+import { SERVICE_START_MS, pgliteTemplate, startTestCloud, type Backend, type TestCloud } from "../../helpers/cloud.js";
 import { KEY_FILE } from "../../../cloud/auth/token-service.js";
 import type { RollupPoint } from "../../../shared/schemas/rollups.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 let influx: TestInflux;
+let postgres: TestPostgres;
 beforeAll(async () => {
-  influx = await startInflux();
+  [influx, postgres] = await Promise.all([startInflux(), startPostgres()]);
 }, SERVICE_START_MS);
 afterAll(async () => {
-  await influx?.close();
+  await Promise.all([influx?.close(), postgres?.close()]);
 });
+
+const BACKENDS: Backend[] = ["pglite", "postgres"];
 
 const point = (deviceId: string, ts: number, watts: number): RollupPoint => ({
   device_id: deviceId,
@@ -100,6 +106,41 @@ describe("npm run cloud (cloud/main.ts as a process)", () => {
     expect(await second.exited).toBe(0);
   }, 180_000);
 
+  it("issue 5 §1: starts on a real PostgreSQL 15 given CLOUD_DATABASE_URL: migrates it, /health reports backend postgres", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "cloud-main-pg-"));
+    dirs.push(dataDir);
+    const databaseUrl = await postgres.createDatabase(`main_${process.pid}`);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const cloud = run({ CLOUD_DATA_DIR: dataDir, CLOUD_HTTP_PORT: String(port), CLOUD_INFLUX_URL: influx.url, CLOUD_INFLUX_DB_PREFIX: `main${process.pid}`, CLOUD_DATABASE_URL: databaseUrl });
+    await waitFor("cloud on postgres", async () => (await fetch(`${url}/health`)).status === 200, 60_000, cloud.output);
+    expect(await (await fetch(`${url}/health`)).json()).toEqual({
+      status: "healthy",
+      timestamp: expect.any(String),
+      version: "0.1.0",
+      uptime_s: expect.any(Number),
+      components: {
+        database: { status: "healthy", backend: "postgres", last_error: null },
+        influxdb: { status: "healthy", last_error: null },
+        link: { status: "healthy", connected_hubs: 0 },
+      },
+    });
+    const reg = await fetch(`${url}/auth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "pg@example.com", password: "pg-password-1" }) });
+    expect(reg.status).toBe(201);
+    // The user is in that PostgreSQL database, and nothing went to an embedded PGlite.
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    try {
+      expect((await c.query<{ email: string }>("SELECT email FROM users")).rows).toEqual([{ email: "pg@example.com" }]);
+      expect(Number((await c.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0]!.server_version_num.slice(0, -4))).toBe(PG_MAJOR);
+    } finally {
+      await c.end();
+    }
+    expect(existsSync(join(dataDir, "pglite"))).toBe(false);
+    cloud.p.kill("SIGTERM");
+    expect(await cloud.exited).toBe(0);
+  }, 180_000);
+
   it("exits 1 naming every bad variable, including a default or short signing key and InfluxDB secret, before touching anything", async () => {
     const dataDir = join(tmpdir(), `cloud-main-bad-${process.pid}`);
     const bad = run({ CLOUD_DATA_DIR: dataDir, CLOUD_HTTP_PORT: "eighty", CLOUD_INFLUX_URL: influx.url, CLOUD_JWT_PRIVATE_KEY: "changeme", CLOUD_INFLUX_TOKEN: "admin" });
@@ -112,11 +153,11 @@ describe("npm run cloud (cloud/main.ts as a process)", () => {
   }, 60_000);
 });
 
-describe("InfluxDB absent at start", () => {
+describe.each(BACKENDS)("InfluxDB absent at start, on %s", (backend) => {
   it("the cloud starts anyway (degraded), answers 503 problem+json for history, and creates its databases on first use once InfluxDB is up", async () => {
     const own = await startInflux();
     await own.stop();
-    const t = await startTestCloud({ influxUrl: own.url });
+    const t = await startTestCloud({ influxUrl: own.url, backend, postgres });
     try {
       const ann = await t.user("ann");
       const hubId = (await t.hub(ann)).hub_id;
@@ -191,10 +232,10 @@ async function faultyProxy(target: string, mode: "503" | "hang", failures: numbe
   };
 }
 
-describe("InfluxDB write retries (issue 5 §2)", () => {
+describe.each(BACKENDS)("InfluxDB write retries (issue 5 §2), on %s", (backend) => {
   it.each(["503", "hang"] as const)("a write that meets %s is retried and lands once; the retry is counted", async (mode) => {
     const proxy = await faultyProxy(influx.url, mode, 1);
-    const t = await startTestCloud({ influxUrl: proxy.url, env: { CLOUD_INFLUX_TIMEOUT_MS: "500" }, options: { influxRetry: { attempts: 3, baseMs: 10, maxMs: 20 } } });
+    const t = await startTestCloud({ influxUrl: proxy.url, backend, postgres, env: { CLOUD_INFLUX_TIMEOUT_MS: "500" }, options: { influxRetry: { attempts: 3, baseMs: 10, maxMs: 20 } } });
     try {
       const ann = await t.user("ann");
       const hubId = (await t.hub(ann)).hub_id;
@@ -215,7 +256,7 @@ describe("InfluxDB write retries (issue 5 §2)", () => {
   }, SERVICE_START_MS);
 
   it("a write refused with 400 (bad data, not an outage) is not retried", async () => {
-    const t = await startTestCloud({ influxUrl: influx.url });
+    const t = await startTestCloud({ influxUrl: influx.url, backend, postgres });
     try {
       await t.cloud.rollups.ensureDatabases();
       const hubId = "00000000-0000-4000-8000-000000000001";
@@ -231,10 +272,10 @@ describe("InfluxDB write retries (issue 5 §2)", () => {
   }, SERVICE_START_MS);
 });
 
-describe("API surface", () => {
+describe.each(BACKENDS)("API surface on %s", (backend) => {
   let t: TestCloud;
   beforeAll(async () => {
-    t = await startTestCloud({ influxUrl: influx.url, env: { CLOUD_HUB_REGISTRATIONS_PER_HOUR: "6", CLOUD_CORS_ORIGINS: "https://app.example" } });
+    t = await startTestCloud({ influxUrl: influx.url, backend, postgres, env: { CLOUD_HUB_REGISTRATIONS_PER_HOUR: "6", CLOUD_CORS_ORIGINS: "https://app.example" } });
   }, SERVICE_START_MS);
   afterAll(async () => {
     await t?.close();
