@@ -122,16 +122,80 @@ describe.each<Backend>(["pglite", "postgres"])("hubs and devices on %s", (backen
     expect((await t.api("/devices/lamp/shares", { body: { email: "nobody@example.com", role: "viewer" }, token: own.token })).status).toBe(404);
   });
 
-  it("writes an audit row for every change", async () => {
-    const au = await t.user("auditor");
-    const hub = await t.hub(au);
-    await t.device(au, hub.hub_id, "audited");
-    await t.api("/devices/audited", { method: "PATCH", body: { name: "Renamed" }, token: au.token });
-    await t.api("/devices/audited/command", { body: { command: "relay_off" }, token: au.token });
-    const { auditLogs } = await import("../../../cloud/db/schema.js");
-    const { eq } = await import("drizzle-orm");
-    const rows = await t.cloud.db.orm.select().from(auditLogs).where(eq(auditLogs.actorUserId, au.id)).orderBy(auditLogs.id);
-    expect(rows.map((r) => r.action)).toEqual(["user.register", "hub.claim", "device.create", "device.rename", "command.submit"]);
+  it("issue 5 §9: writes one audit row (action, actor, target, detail, address) for each kind of change", async () => {
+    const { auditLogs, commands, refreshTokens } = await import("../../../cloud/db/schema.js");
+    const { and, desc, eq, gt, isNotNull } = await import("drizzle-orm");
+    const friend = await t.user("audit-friend");
+    const last = (await t.cloud.db.orm.select({ id: auditLogs.id }).from(auditLogs).orderBy(desc(auditLogs.id)).limit(1))[0]?.id ?? 0;
+    const ok = async (res: ReturnType<typeof t.api>, status: number) => {
+      const r = await res;
+      expect(r.status, `${r.url} ${await r.clone().text()}`).toBe(status);
+      return r;
+    };
+
+    const au = await t.user("audit-owner");
+    await ok(t.api("/users/me", { method: "PATCH", body: { name: "Auditor" }, token: au.token }), 200);
+    const second = await (await ok(t.api("/auth/login", { body: { email: au.email, password: au.password } }), 200)).json();
+    await ok(t.api("/auth/logout", { body: { refresh_token: second.refresh_token } }), 204);
+    const revoked = await t.cloud.db.orm.selectDistinct({ familyId: refreshTokens.familyId }).from(refreshTokens).where(and(eq(refreshTokens.userId, au.id), isNotNull(refreshTokens.revokedAt)));
+    expect(revoked).toHaveLength(1);
+    await ok(t.api("/users/me/password", { body: { current_password: au.password, new_password: "audited-new-password" }, token: au.token }), 204);
+
+    const cred = await (await ok(t.api("/hubs/register", { body: { name: "Audited", mqtt_host: "hub.local", mqtt_port: 1883 } }), 201)).json();
+    const code = await (await ok(t.api("/hub/claim-code", { method: "POST", headers: hubAuth(cred) }), 200)).json();
+    const hubId: string = cred.hub_id;
+    await ok(t.api("/hubs/claim", { body: { claim_code: code.claim_code }, token: au.token }), 200);
+    await ok(t.api(`/hubs/${hubId}`, { method: "PATCH", body: { name: "Audited home" }, token: au.token }), 200);
+    await ok(t.api(`/hubs/${hubId}/tariff`, { method: "PUT", body: { type: "flat", currency: "EUR", price_per_kwh: 0.3 }, token: au.token }), 200);
+    await ok(t.api(`/hubs/${hubId}/shares`, { body: { email: friend.email, role: "controller" }, token: au.token }), 201);
+    await ok(t.api(`/hubs/${hubId}/shares/${friend.id}`, { method: "DELETE", token: au.token }), 204);
+    const grant = await (await ok(t.api(`/hubs/${hubId}/local-grant`, { method: "POST", token: au.token }), 200)).json();
+    const jti = JSON.parse(Buffer.from(grant.grant.split(".")[1], "base64url").toString()).jti as string;
+
+    await t.device(au, hubId, "audited");
+    const devicePk = (await t.cloud.devices.deviceKey(hubId, "audited"))!;
+    await ok(t.api("/devices/audited", { method: "PATCH", body: { name: "Renamed" }, token: au.token }), 200);
+    await ok(t.api("/devices/audited/shares", { body: { email: friend.email, role: "viewer" }, token: au.token }), 201);
+    await ok(t.api(`/devices/audited/shares/${friend.id}`, { method: "DELETE", token: au.token }), 204);
+    await ok(t.api("/devices/audited/command", { body: { command: "relay_off", command_id: "audit-cmd-1" }, token: au.token }), 202);
+    const [command] = await t.cloud.db.orm.select({ id: commands.id }).from(commands).where(eq(commands.commandId, "audit-cmd-1"));
+    await ok(t.api("/devices/audited", { method: "DELETE", token: au.token }), 204);
+    await ok(t.api(`/hubs/${hubId}`, { method: "DELETE", token: au.token }), 204);
+
+    const rows = await t.cloud.db.orm.select().from(auditLogs).where(gt(auditLogs.id, last)).orderBy(auditLogs.id);
+    const row = (action: string, targetType: string, targetId: string, detail: unknown = null, actor: { user?: string | null; hub?: string | null } = {}) => ({
+      id: expect.any(Number),
+      at: expect.any(Date),
+      actorUserId: actor.user === undefined ? au.id : actor.user,
+      actorHubId: actor.hub ?? null,
+      action,
+      targetType,
+      targetId,
+      detail,
+      ip: "127.0.0.1",
+    });
+    expect(rows).toEqual([
+      row("user.register", "user", au.id),
+      row("user.update", "user", au.id, { fields: ["name"] }),
+      row("session.revoke", "session", revoked[0]!.familyId, { why: "logout" }),
+      row("user.password", "user", au.id),
+      row("hub.register", "hub", hubId, null, { user: null, hub: hubId }),
+      row("hub.claim_code", "hub", hubId, null, { user: null, hub: hubId }),
+      row("hub.claim", "hub", hubId),
+      row("hub.rename", "hub", hubId),
+      row("hub.tariff", "hub", hubId),
+      row("hub.share", "share", hubId, { user_id: friend.id, role: "controller" }),
+      row("hub.unshare", "share", hubId, { user_id: friend.id }),
+      row("hub.local_grant", "hub", hubId, { jti, role: "owner", device_ids: null, expires_at: grant.expires_at }),
+      row("device.create", "device", devicePk, { hub_id: hubId, device_id: "audited" }),
+      row("device.rename", "device", devicePk),
+      row("device.share", "share", devicePk, { user_id: friend.id, role: "viewer" }),
+      row("device.unshare", "share", devicePk, { user_id: friend.id }),
+      row("command.submit", "command", command!.id, { device: devicePk, command: "relay_off", command_id: "audit-cmd-1" }),
+      // The removal also carries the tombstone's version while issue 6's config sync is in progress.
+      row("device.remove", "device", devicePk, expect.objectContaining({ hub_id: hubId, device_id: "audited" })),
+      row("hub.remove", "hub", hubId),
+    ]);
   });
 });
 
