@@ -164,7 +164,9 @@ export async function startHub(config: Readonly<HubConfig>, o: HubOptions): Prom
     if (sync.enabled) {
       const st = sync.status();
       // The hub works without the cloud: a cloud problem degrades, it never makes the hub unhealthy.
-      const ok = st.uplink.state !== "credential_rejected" && st.uplink.consecutive_failures === 0 && Object.keys(st.outbox.dropped).length === 0;
+      // Drops are counted for good (persisted); they degrade sync for a day after the latest one.
+      const droppedLately = st.outbox.last_dropped_at !== null && clock.now() - st.outbox.last_dropped_at < 86_400_000;
+      const ok = st.uplink.state !== "credential_rejected" && st.uplink.consecutive_failures === 0 && !droppedLately;
       components.sync = {
         status: ok ? "healthy" : "degraded",
         hub_id: st.hub_id,

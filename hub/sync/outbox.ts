@@ -4,7 +4,13 @@
 // names what changed (`kind`, `ref`, `ts`); `materialize` reads the current content when it is sent, so the
 // cloud always receives the final value of a rollup that was re-folded. Bounded by bytes and age: over the
 // budget the oldest 1-minute rollups go first, then hourly and daily ones; relay changes, schedule edits,
-// devices and alerts are never dropped. Every drop is counted.
+// devices and alerts are never dropped. Every drop is counted, in the database (sync_drops), in the same
+// transaction as the drop, so the counts survive a restart.
+//
+// Bytes are what a row costs on disk in the outbox (migration 0006, measured with dbstat): a rollup row only
+// names its rollup, whose values stay in rollup_1m whatever the outbox does, so 50 plugs × 7 days of 1-minute
+// rollups (504,000 rows) take 30.9 MiB of the 64 MiB default. Totals are kept per kind by triggers
+// (sync_outbox_totals), so stats() reads a few rows instead of summing the outbox.
 import type Database from "better-sqlite3";
 import type { HubDb } from "../db/open-db.js";
 import type { GroupCommitter, WriteOp } from "../ingest/group-committer.js";
@@ -34,9 +40,25 @@ export interface OutboxStats {
   oldest_seq: number | null;
   /** Wall-clock ms when the oldest waiting row was queued. */
   oldest_queued_at: number | null;
+  /** Rows dropped before reaching the cloud, by reason, since the outbox was enabled (persisted). */
   dropped: Record<string, number>;
+  /** Wall-clock ms of the latest drop, or null when nothing was ever dropped. */
+  last_dropped_at: number | null;
   dead_lettered: number;
 }
+
+/**
+ * What an outbox row costs on disk, in bytes: its record in sync_outbox and its entry in the (kind, seq) index.
+ * Fitted to dbstat on 504,000 rollup rows (64.2 B measured, 63–64 B estimated) and 100,000 relay rows (99.7 B
+ * measured, 100 B estimated); migration 0006 computes the same in SQL.
+ */
+export function outboxRowBytes(kind: string, ref: string, payload: string | null): number {
+  return 44 + 2 * kind.length + ref.length + (payload?.length ?? 0);
+}
+const ROW_BYTES_SQL = "44 + 2 * length(kind) + length(ref) + coalesce(length(payload), 0)";
+
+/** Outbox growth (estimated bytes, as a share of the budget) that makes the hub enforce its limits at once. */
+export const ENFORCE_ON_GROWTH = 1 / 16;
 
 /** Rollups are dropped in this order when the outbox is full; nothing else ever is. */
 const DROPPABLE = ["rollup_1m", "rollup_1h", "rollup_1d"] as const;
@@ -49,10 +71,10 @@ const DROP_SLICE = 5000;
 
 export class Outbox {
   private readonly q;
-  /** Rows dropped by reason since start (the dead-letter count is in the database). */
-  readonly dropped: Record<string, number> = {};
-  /** stats() sums the whole outbox; health checks and limits within a second share one sum. */
-  private cached: { at: number; stats: OutboxStats } | null = null;
+  /** The highest sequence when limits were last enforced: growth past it is checked by `growth()`. */
+  private enforcedAtSeq = 0;
+  private enforcedAt = 0;
+  private enforcing: Promise<void> | null = null;
 
   constructor(
     private readonly db: HubDb,
@@ -60,25 +82,26 @@ export class Outbox {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly opts: OutboxOptions,
-    private readonly onDrop: (reason: string, n: number) => void = () => undefined,
   ) {
     const s = db.sqlite;
     this.q = {
       head: s.prepare("SELECT seq, kind, ref, ts, payload, bytes FROM sync_outbox WHERE seq > ? ORDER BY seq LIMIT ?"),
-      totals: s.prepare("SELECT count(*) AS depth, coalesce(sum(bytes), 0) AS bytes, min(seq) AS oldest_seq FROM sync_outbox"),
-      oldestQueued: s.prepare("SELECT queued_at FROM sync_outbox ORDER BY seq LIMIT 1"),
+      totals: s.prepare("SELECT coalesce(sum(rows), 0) AS depth, coalesce(sum(bytes), 0) AS bytes FROM sync_outbox_totals"),
+      oldest: s.prepare("SELECT seq, queued_at FROM sync_outbox ORDER BY seq LIMIT 1"),
+      maxSeq: s.prepare("SELECT max(seq) AS seq FROM sync_outbox"),
       deadCount: s.prepare("SELECT count(*) AS n FROM sync_dead_letters"),
+      drops: s.prepare("SELECT reason, n, last_at FROM sync_drops WHERE n > 0 ORDER BY reason"),
       rollup: Object.fromEntries(
         Object.entries(ROLLUP_TABLE).map(([kind, { table }]) => [kind, s.prepare(`SELECT * FROM ${table} WHERE bucket = ? AND device = ?`)]),
       ) as Record<string, Database.Statement<[number, number]>>,
       deviceByIdx: s.prepare("SELECT device_id FROM devices WHERE idx = ?"),
       firstDevice: s.prepare("SELECT device_id FROM devices ORDER BY idx LIMIT 1"),
-      device: s.prepare("SELECT device_id, name, family, channel, name_version FROM devices WHERE device_id = ?"),
+      device: s.prepare("SELECT device_id, name, family, channel, name_version, created_at FROM devices WHERE device_id = ?"),
       schedule: s.prepare("SELECT * FROM schedules WHERE id = ?"),
       tombstone: s.prepare("SELECT device_id, version FROM sync_tombstones WHERE kind = ? AND ref = ?"),
       alert: s.prepare("SELECT * FROM alerts WHERE id = ?"),
-      agedBefore: s.prepare("SELECT max(seq) AS seq, count(*) AS n FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?"),
-      oldestOfKind: s.prepare("SELECT seq, bytes FROM sync_outbox WHERE kind = ? ORDER BY seq LIMIT ?"),
+      agedBefore: s.prepare("SELECT count(*) AS n FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?"),
+      oldestOfKind: s.prepare(`SELECT seq, ${ROW_BYTES_SQL} AS bytes FROM sync_outbox WHERE kind = ? ORDER BY seq LIMIT ?`),
     };
   }
 
@@ -96,16 +119,15 @@ export class Outbox {
     const since = this.clock.now() - this.opts.maxAgeMs;
     await this.committer.write(
       [
-        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'device', device_id, created_at, 200 FROM devices ORDER BY idx", params: [] },
-        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'schedule', id, created_at, 400 FROM schedules ORDER BY created_at", params: [] },
-        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1d', device, bucket, 280 FROM rollup_1d ORDER BY bucket, device", params: [] },
-        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1h', device, bucket, 280 FROM rollup_1h ORDER BY bucket, device", params: [] },
-        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1m', device, bucket, 280 FROM rollup_1m WHERE bucket >= ? ORDER BY bucket, device", params: [since] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'device', device_id, created_at, 56 + length(device_id) FROM devices ORDER BY idx", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'schedule', id, created_at, 60 + length(id) FROM schedules ORDER BY created_at", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1d', device, bucket, 62 + length(device) FROM rollup_1d ORDER BY bucket, device", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1h', device, bucket, 62 + length(device) FROM rollup_1h ORDER BY bucket, device", params: [] },
+        { sql: "INSERT INTO sync_outbox (kind, ref, ts, bytes) SELECT 'rollup_1m', device, bucket, 62 + length(device) FROM rollup_1m WHERE bucket >= ? ORDER BY bucket, device", params: [since] },
         { sql: "INSERT INTO meta(key, value) VALUES ('sync_enabled', '1') ON CONFLICT(key) DO NOTHING", params: [] },
       ],
       { now: true },
     );
-    this.cached = null;
     this.log.info(this.stats(), "sync outbox enabled; existing devices, schedules and rollups queued");
   }
 
@@ -119,8 +141,7 @@ export class Outbox {
 
   /** Queues a row for config the hub applied from the cloud, so the cloud sees it echoed with its version. */
   insertOp(kind: string, ref: string, ts: number, payload: string | null = null): WriteOp {
-    this.cached = null;
-    return { sql: "INSERT INTO sync_outbox (kind, ref, ts, payload, bytes) VALUES (?, ?, ?, ?, ?)", params: [kind, ref, ts, payload, 120 + (payload?.length ?? 0)] };
+    return { sql: "INSERT INTO sync_outbox (kind, ref, ts, payload, bytes) VALUES (?, ?, ?, ?, ?)", params: [kind, ref, ts, payload, outboxRowBytes(kind, ref, payload)] };
   }
 
   /** Up to `limit` rows after `afterSeq`, oldest first. */
@@ -144,14 +165,14 @@ export class Outbox {
         return { seq: r.seq, kind: "relay", device_id: r.ref, ts: r.ts, relay_state: p.relay_state, source: p.source ?? null };
       }
       case "device": {
-        const d = this.q.device.get(r.ref) as { device_id: string; name: string; family: string; channel: number; name_version: number } | undefined;
-        if (d) return { seq: r.seq, kind: "device", device_id: d.device_id, deleted: false, name: d.name, family: d.family as never, channel: d.channel, version: d.name_version };
+        const d = this.q.device.get(r.ref) as { device_id: string; name: string; family: string; channel: number; name_version: number; created_at: number } | undefined;
+        if (d) return { seq: r.seq, kind: "device", device_id: d.device_id, deleted: false, name: d.name, family: d.family as never, channel: d.channel, version: d.name_version, paired_at: d.created_at };
         const t = this.q.tombstone.get("device", r.ref) as { version: number } | undefined;
         return { seq: r.seq, kind: "device", device_id: r.ref, deleted: true, name: null, family: null, channel: null, version: t?.version ?? 0 };
       }
       case "schedule": {
         const s = this.q.schedule.get(r.ref) as Record<string, unknown> | undefined;
-        if (s) return { seq: r.seq, kind: "schedule", schedule_id: r.ref, device_id: String(s.device_id), deleted: false, rule: scheduleRule(s), version: Number(s.version) };
+        if (s) return { seq: r.seq, kind: "schedule", schedule_id: r.ref, device_id: String(s.device_id), deleted: false, rule: scheduleRule(s), version: Number(s.version), created_at: Number(s.created_at) };
         const t = this.q.tombstone.get("schedule", r.ref) as { device_id: string; version: number } | undefined;
         if (!t) return null;
         return { seq: r.seq, kind: "schedule", schedule_id: r.ref, device_id: t.device_id, deleted: true, rule: null, version: t.version };
@@ -191,7 +212,6 @@ export class Outbox {
   /** Removes every row up to `seq` (the cloud has stored them). */
   async ack(seq: number): Promise<void> {
     await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE seq <= ?", params: [seq] }, { now: true });
-    this.cached = null;
   }
 
   /** Moves rows the cloud refused out of the queue, with the cloud's reason. */
@@ -206,18 +226,40 @@ export class Outbox {
       ops.push({ sql: "DELETE FROM sync_outbox WHERE seq = ?", params: [r.row.seq] });
     }
     await this.committer.write(ops, { now: true });
-    this.cached = null;
     for (const r of rows) this.log.warn({ seq: r.row.seq, kind: r.row.kind, ref: r.row.ref, reason: r.reason }, "outbox row dead-lettered: the cloud refused it");
   }
 
+  /**
+   * Whether the outbox grew by at least ENFORCE_ON_GROWTH of its byte budget since limits were last enforced
+   * (judged from sequences, which are cheap to read: rows × the size of a rollup row). Checked every few
+   * seconds, so a burst of rows (a backfill, a re-fold) is trimmed long before the minute timer.
+   */
+  grewALot(): boolean {
+    const max = (this.q.maxSeq.get() as { seq: number | null }).seq ?? 0;
+    return (max - this.enforcedAtSeq) * outboxRowBytes("rollup_1m", "00", null) >= this.opts.maxBytes * ENFORCE_ON_GROWTH;
+  }
+
+  /** Enforces the limits when a minute has passed since the last time, or the outbox grew a lot since. */
+  maybeEnforceLimits(): Promise<void> {
+    const now = this.clock.now();
+    if (now - this.enforcedAt >= 60_000 || now < this.enforcedAt || this.grewALot()) return this.enforceLimits();
+    return Promise.resolve();
+  }
+
   /** Drops what the age and byte limits no longer allow: aged 1-minute rollups, then the oldest rollups by level. */
-  async enforceLimits(): Promise<void> {
-    const aged = this.q.agedBefore.get(this.clock.now() - this.opts.maxAgeMs) as { seq: number | null; n: number };
-    if (aged.n > 0) {
-      await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?", params: [this.clock.now() - this.opts.maxAgeMs] }, { now: true });
-      this.count("max_age", aged.n);
+  enforceLimits(): Promise<void> {
+    // One pass at a time: the growth check and the minute timer may ask together.
+    this.enforcing ??= this.enforce().finally(() => (this.enforcing = null));
+    return this.enforcing;
+  }
+
+  private async enforce(): Promise<void> {
+    this.enforcedAtSeq = (this.q.maxSeq.get() as { seq: number | null }).seq ?? 0;
+    this.enforcedAt = this.clock.now();
+    const cutoff = this.clock.now() - this.opts.maxAgeMs;
+    if ((this.q.agedBefore.get(cutoff) as { n: number }).n > 0) {
+      await this.drop("max_age", "kind = 'rollup_1m' AND ts < ?", [cutoff]);
     }
-    this.cached = null;
     let { bytes } = this.stats();
     for (const kind of DROPPABLE) {
       while (bytes > this.opts.maxBytes) {
@@ -230,36 +272,48 @@ export class Outbox {
           freed += v.bytes;
           n++;
         }
-        const last = victims[n - 1]!.seq;
-        await this.committer.write({ sql: "DELETE FROM sync_outbox WHERE kind = ? AND seq <= ?", params: [kind, last] }, { now: true });
-        bytes -= freed;
-        this.count(`full_${kind}`, n);
+        await this.drop(`full_${kind}`, "kind = ? AND seq <= ?", [kind, victims[n - 1]!.seq]);
+        bytes = this.stats().bytes;
       }
     }
-    this.cached = null;
   }
 
-  private count(reason: string, n: number) {
-    this.dropped[reason] = (this.dropped[reason] ?? 0) + n;
-    this.onDrop(reason, n);
-    this.log.warn({ reason, n }, "outbox rows dropped");
+  /** Deletes the rows `where` selects and counts them under `reason`, in one transaction (the count is exact). */
+  private async drop(reason: string, where: string, params: (string | number)[]): Promise<void> {
+    const now = this.clock.now();
+    const [counted, deleted] = await this.committer.write(
+      [
+        {
+          // WHERE before ON CONFLICT: SQLite's upsert after a SELECT needs it; HAVING keeps a zero count out.
+          sql: `INSERT INTO sync_drops (reason, n, last_at) SELECT ?, count(*), ? FROM sync_outbox WHERE ${where} HAVING count(*) > 0
+                ON CONFLICT(reason) DO UPDATE SET n = n + excluded.n, last_at = excluded.last_at`,
+          params: [reason, now, ...params],
+        },
+        { sql: `DELETE FROM sync_outbox WHERE ${where}`, params },
+      ],
+      { now: true },
+    );
+    if (counted) this.log.warn({ reason, n: deleted }, "outbox rows dropped");
   }
 
   stats(): OutboxStats {
-    const now = this.clock.now();
-    if (this.cached && now - this.cached.at < 1000 && now >= this.cached.at) return this.cached.stats;
-    const t = this.q.totals.get() as { depth: number; bytes: number; oldest_seq: number | null };
-    const oldest = this.q.oldestQueued.get() as { queued_at: number } | undefined;
-    const stats = {
+    const t = this.q.totals.get() as { depth: number; bytes: number };
+    const oldest = this.q.oldest.get() as { seq: number; queued_at: number } | undefined;
+    const dropped: Record<string, number> = {};
+    let lastDroppedAt: number | null = null;
+    for (const d of this.q.drops.all() as { reason: string; n: number; last_at: number }[]) {
+      dropped[d.reason] = d.n;
+      lastDroppedAt = Math.max(lastDroppedAt ?? 0, d.last_at);
+    }
+    return {
       depth: t.depth,
       bytes: t.bytes,
-      oldest_seq: t.oldest_seq,
+      oldest_seq: oldest?.seq ?? null,
       oldest_queued_at: oldest?.queued_at ?? null,
-      dropped: { ...this.dropped },
+      dropped,
+      last_dropped_at: lastDroppedAt,
       dead_lettered: (this.q.deadCount.get() as { n: number }).n,
     };
-    this.cached = { at: now, stats };
-    return stats;
   }
 }
 

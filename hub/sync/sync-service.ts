@@ -81,12 +81,11 @@ export class SyncService {
     private readonly log: Logger,
     private readonly cfg: SyncConfig,
   ) {
-    this.outbox = new Outbox(db, committer, clock, log, cfg.outbox, (reason, n) => metrics.outboxDropped.inc({ reason }, n));
+    this.outbox = new Outbox(db, committer, clock, log, cfg.outbox);
     const credential = (): UplinkCredential | null =>
       cfg.cloudUrl && this.cred ? { url: cfg.cloudUrl, authorization: `Basic ${Buffer.from(`${this.cred.hubId}:${this.cred.secret}`).toString("base64")}` } : null;
     this.uplink = new Uplink(this.outbox, credential, clock, log.child({ part: "uplink" }), cfg.uplink, {
       onBatch: (outcome) => metrics.syncBatches.inc({ outcome }),
-      onDeadLetter: (n) => metrics.syncDeadLettered.inc(n),
     });
     this.link = new CloudLink(
       credential,
@@ -99,6 +98,19 @@ export class SyncService {
       log.child({ part: "link" }),
       { pingMs: cfg.link.pingMs, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
     );
+    // /metrics reads the outbox and link at scrape time (issue 6 §8), with or without a /health call before.
+    metrics.setSyncSource(() => {
+      const o = this.outbox.stats();
+      return {
+        outboxRows: o.depth,
+        outboxBytes: o.bytes,
+        oldestAgeS: oldestAgeS(o) ?? 0,
+        lastSuccessS: (this.uplink.status.last_success_at ?? 0) / 1000,
+        linkConnected: this.link.connected,
+        dropped: o.dropped,
+        deadLettered: o.dead_lettered,
+      };
+    });
     const stored = getMeta(db, "cloud_access");
     if (stored) this.access = { issuer: null, ...(JSON.parse(stored) as Omit<CloudAccess, "issuer">) };
   }
@@ -134,7 +146,8 @@ export class SyncService {
 
     this.uplink.start();
     this.link.start();
-    this.limitsTimer = setInterval(() => void this.outbox.enforceLimits().catch((err: Error) => this.log.error({ err: err.message }, "outbox limits not enforced")), 60_000);
+    // Limits every minute, and at once when the outbox grew by a sixteenth of its budget (checked every 5 s).
+    this.limitsTimer = setInterval(() => void this.outbox.maybeEnforceLimits().catch((err: Error) => this.log.error({ err: err.message }, "outbox limits not enforced")), 5000);
     this.limitsTimer.unref();
   }
 
@@ -371,12 +384,7 @@ export class SyncService {
 
   status(): SyncStatus {
     const o = this.outbox.stats();
-    const age = o.oldest_queued_at === null ? null : Math.max(0, Math.round((Date.now() - o.oldest_queued_at) / 1000));
-    this.metrics.outboxDepth.set(o.depth);
-    this.metrics.outboxBytes.set(o.bytes);
-    this.metrics.outboxOldestAge.set(age ?? 0);
-    this.metrics.syncLastSuccess.set((this.uplink.status.last_success_at ?? 0) / 1000);
-    this.metrics.linkConnected.set(this.link.connected ? 1 : 0);
+    const age = oldestAgeS(o);
     const claimValid = this.claim && this.claim.expiresAt > this.clock.now() && !this.claimed;
     return {
       enabled: this.enabled,
@@ -391,6 +399,11 @@ export class SyncService {
       outbox: { ...o, oldest_unsent_age_s: age },
     };
   }
+}
+
+/** Seconds the oldest waiting row has waited (queued_at is SQLite's wall clock), or null when the outbox is empty. */
+function oldestAgeS(o: OutboxStats): number | null {
+  return o.oldest_queued_at === null ? null : Math.max(0, Math.round((Date.now() - o.oldest_queued_at) / 1000));
 }
 
 function metaOp(key: string, value: string): WriteOp {

@@ -65,12 +65,12 @@ describe("hub ↔ cloud sync, end to end", () => {
   }
 
   /**
-   * Queues, in one transaction and so in one run of sequences, `rollups` 1-minute rollups of a fresh plug
+   * Queues, in one transaction and so in one run of sequences, `rollups` 1-minute rollups of a paired plug
    * (through the real triggers) with a relay change of fridge-1 after every `relayEvery`-th, and optionally a
-   * poison relay row (a device id the cloud's schema refuses) in the middle. Returns what was queued.
+   * poison relay row (a device id the cloud's schema refuses) in the middle. Synchronous: no request of the
+   * uplink can start between the rows. Returns what was queued.
    */
-  async function queueBulk(h: TestHub, deviceId: string, o: { rollups: number; relayEvery: number; poison?: boolean; fromMs: number }) {
-    await h.pair(deviceId);
+  function queueBulk(h: TestHub, deviceId: string, o: { rollups: number; relayEvery: number; poison?: boolean; fromMs: number }) {
     const sqlite = h.hub.db.sqlite;
     const idx = (sqlite.prepare("SELECT idx FROM devices WHERE device_id = ?").get(deviceId) as { idx: number }).idx;
     const put1m = sqlite.prepare(
@@ -84,7 +84,7 @@ describe("hub ↔ cloud sync, end to end", () => {
     let relays = 0;
     let lastRelay: boolean | null = null;
     let poisonSeq: number | null = null;
-    const relayTs = Date.now();
+    const relayTs = Date.now() + relayClock++ * 100_000;
     sqlite.transaction(() => {
       for (let i = 0; i < o.rollups; i++) {
         put1m.run(o.fromMs + i * MIN, idx, 600 + (i % 7), 0.01 * (i % 13));
@@ -98,6 +98,8 @@ describe("hub ↔ cloud sync, end to end", () => {
     })();
     return { relays, lastRelay, poisonSeq };
   }
+
+  let relayClock = 0;
 
   /** Outbox rows of a kind the cloud has stored, redeliveries not counted (its cloud_sync_rows_total). */
   async function cloudStored(c: TestCloud, kind: string): Promise<number> {
@@ -149,7 +151,7 @@ describe("hub ↔ cloud sync, end to end", () => {
   });
 
   it("F5 cloud 503s, F6 429 + Retry-After, F8 answer lost after commit, F4 hang: backs off, waits, retries once in flight, and the cloud ends with each rollup exactly once", async () => {
-    const { owner } = await setup(30);
+    const { owner, from } = await setup(30);
     const p = proxy!;
     const { hubId } = await claim(hub!, cloud!, owner);
     await drained(hub!);
@@ -158,15 +160,29 @@ describe("hub ↔ cloud sync, end to end", () => {
       expect((await hub!.api("/devices/fridge-1", { method: "PATCH", token, body: { name } })).status).toBe(200);
     };
 
-    // F5: three 503s, then through. Full-jitter backoff spaces the attempts out.
+    // F5: three 503s, then through. Full-jitter backoff spaces the attempts out. Rows produced during the faults
+    // (rollups and relay changes, before the first 503 and between the 503s) reach the cloud once each.
+    await hub!.pair("f5-bulk");
+    await drained(hub!);
+    const relaysBefore = await cloudStored(cloud!, "relay");
     p.fault = { kind: "status", status: 503, times: 3 };
     let mark = p.syncRequests.length;
+    const during1 = queueBulk(hub!, "f5-bulk", { rollups: 1500, relayEvery: 10, fromMs: from - 3 * 86_400_000 });
     await rename("Fridge (F5)");
+    await eventually(async () => p.syncRequests.slice(mark).length, (n) => n >= 1, "first 503");
+    const during2 = queueBulk(hub!, "f5-bulk", { rollups: 1500, relayEvery: 10, fromMs: from - 3 * 86_400_000 + 1500 * MIN });
     await eventually(async () => (await cloud!.api("/devices/fridge-1", { token: owner.token })).json(), (d) => d.name === "Fridge (F5)", "rename after 503s", 15_000);
+    await drained(hub!);
     const f5 = p.syncRequests.slice(mark);
     expect(f5.slice(0, 3).map((r) => r.outcome)).toEqual(["status 503", "status 503", "status 503"]);
     expect(f5[3]!.outcome).toBe("forwarded");
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="http_503"} 3');
+    const f5Rollups = new Map([...hubRollups(hub!.hub.db.sqlite, "1m")].filter(([k]) => k.startsWith("f5-bulk@")));
+    expect(f5Rollups.size).toBe(3000);
+    const f5Cloud = (await cloudRollups(influx.url, cloud!.influxPrefix, hubId, "1m")).filter((c) => c.device === "f5-bulk");
+    expect(sameRollups(f5Rollups, f5Cloud), "F5: rollups produced during the 503s, once each").toEqual({ missing: [], extra: [], different: [] });
+    expect((await cloudStored(cloud!, "relay")) - relaysBefore, "F5: relay changes produced during the 503s, once each").toBe(during1.relays + during2.relays);
+    expect(hub!.hub.db.sqlite.prepare("SELECT count(*) AS n FROM sync_dead_letters").get()).toEqual({ n: 0 });
 
     // F6: 429 with Retry-After: 2 → nothing before 2 s.
     p.fault = { kind: "status", status: 429, times: 1, retryAfter: "2" };
@@ -184,11 +200,20 @@ describe("hub ↔ cloud sync, end to end", () => {
     await eventually(async () => hub!.hub.sync.status(), (s) => s.outbox.depth === 0 && p.syncRequests.length >= mark + 2, "acked after the lost answer", 15_000);
     expect(p.syncRequests.slice(mark, mark + 2).map((r) => r.outcome)).toEqual(["committed, answer dropped", "forwarded"]);
 
-    // F4: the cloud hangs; the hub gives up after its request timeout and tries again, one request at a time.
+    // F4: the cloud hangs; the hub gives up after its request timeout and tries again, one request at a time,
+    // each time preparing a full batch (5,000 rows: rollups and relay changes, materialized and gzipped) — and
+    // its event loop stays responsive meanwhile (p99 delay < 50 ms, the hub's own /metrics).
+    await hub!.pair("f4-bulk");
     p.fault = { kind: "hang" };
     mark = p.syncRequests.length;
+    queueBulk(hub!, "f4-bulk", { rollups: 6000, relayEvery: 20, fromMs: from - 5 * 86_400_000 });
     await rename("Fridge (F4)");
-    await eventually(async () => p.syncRequests.length, (n) => n >= mark + 2, "retried after the timeout", 15_000);
+    const lagP99 = async () => Number(/^hub_nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(await (await hub!.api("/metrics")).text())?.[1]);
+    await lagP99(); // a scrape resets the hub's event-loop delay histogram: what follows covers the hang only
+    await eventually(async () => p.syncRequests.length, (n) => n >= mark + 3, "retried after the timeout", 15_000);
+    const p99 = await lagP99();
+    console.log(`[F4] event-loop delay p99 during the hang: ${(p99 * 1000).toFixed(1)} ms`);
+    expect(p99).toBeLessThan(0.05);
     const f4 = p.syncRequests.slice(mark);
     expect(f4[1]!.at - f4[0]!.at).toBeGreaterThanOrEqual(1400);
     expect(hub!.hub.sync.status().uplink.last_error).toMatch(/no answer within 1500 ms/);
@@ -224,9 +249,10 @@ describe("hub ↔ cloud sync, end to end", () => {
     const relaysBefore = await cloudStored(cloud!, "relay");
 
     // A wrong URL or a proxy in the way: every sync request answers 404.
+    await hub!.pair("bulk-1");
     p.fault = { kind: "status", status: 404, times: 1e9 };
     let mark = p.syncRequests.length;
-    const bulk = await queueBulk(hub!, "bulk-1", { rollups: 2700, relayEvery: 9, poison: true, fromMs: from - 3 * 86_400_000 });
+    const bulk = queueBulk(hub!, "bulk-1", { rollups: 2700, relayEvery: 9, poison: true, fromMs: from - 3 * 86_400_000 });
     const queued = hub!.hub.sync.status().outbox.depth;
     expect(queued).toBeGreaterThanOrEqual(3000);
     await eventually(async () => p.syncRequests.slice(mark).length, (n) => n >= 3, "three 404s", 15_000);
@@ -265,8 +291,9 @@ describe("hub ↔ cloud sync, end to end", () => {
     const p = proxy!;
 
     // Every request refused with a bare 400: bisecting reaches one row, the probe is refused too → pause.
+    await hub!.pair("bulk-2");
     p.fault = { kind: "status", status: 400, times: 1e9 };
-    await queueBulk(hub!, "bulk-2", { rollups: 600, relayEvery: 50, fromMs: from - 2 * 86_400_000 });
+    queueBulk(hub!, "bulk-2", { rollups: 600, relayEvery: 50, fromMs: from - 2 * 86_400_000 });
     const queued = hub!.hub.sync.status().outbox.depth;
     await eventually(async () => hub!.hub.sync.status().uplink, (u) => u.state === "endpoint_refused", "paused after bisecting", 15_000);
     expect(hub!.hub.sync.status().uplink.last_error).toMatch(/refuses every batch \(HTTP 400/);
@@ -276,7 +303,8 @@ describe("hub ↔ cloud sync, end to end", () => {
     // A WAF that blocks any batch carrying "<script>" (a device renamed so on the hub), with an HTML 400.
     const token = await hub!.owner();
     expect((await hub!.api("/devices/kettle-1", { method: "PATCH", token, body: { name: "<script>alert(1)</script>" } })).status).toBe(200);
-    await queueBulk(hub!, "bulk-3", { rollups: 300, relayEvery: 50, fromMs: from - 86_400_000 });
+    await hub!.pair("bulk-3");
+    queueBulk(hub!, "bulk-3", { rollups: 300, relayEvery: 50, fromMs: from - 86_400_000 });
     const renameSeq = (hub!.hub.db.sqlite.prepare("SELECT seq FROM sync_outbox WHERE kind = 'device' AND ref = 'kettle-1'").get() as { seq: number }).seq;
     p.fault = { kind: "hook", onSync: async (body) => (gunzipSync(body).toString().includes("<script>") ? { status: 400 } : "forward") };
     await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained around the blocked row", 20_000);

@@ -3,6 +3,12 @@
 // where the user can see it), and that the hub's own API goes on working without the cloud (F3's local half).
 import { afterEach, describe, expect, it } from "vitest";
 import { createServer } from "node:net";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { outboxRowBytes } from "../../../hub/sync/outbox.js";
+import { openHubDb } from "../../../hub/db/open-db.js";
+import { createLogger } from "../../../shared/logger.js";
 import { startTestHub, type TestHub } from "../../helpers/hub.js";
 import { connectNativePlug, telemetry, eventually } from "../../helpers/mqtt.js";
 
@@ -32,6 +38,10 @@ describe("sync outbox (issue 6 §1)", () => {
     t = undefined;
   });
 
+  const put1m = (): import("better-sqlite3").Statement =>
+    t!.hub.db.sqlite.prepare(
+      "INSERT INTO rollup_1m (bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms) VALUES (?, ?, 60, 600, 60, 10, 10, 138000, 60, 2600, 60, 0.1, 60000)",
+    );
   const rows = (): OutRow[] => t!.hub.db.sqlite.prepare("SELECT seq, kind, ref, ts FROM sync_outbox ORDER BY seq").all() as OutRow[];
 
   it("stays off without HUB_CLOUD_URL: nothing is queued and /cloud says disabled", async () => {
@@ -96,55 +106,162 @@ describe("sync outbox (issue 6 §1)", () => {
     expect((await t.api("/devices/kettle-1", { token })).status).toBe(200);
   });
 
-  it("over its byte budget drops the oldest 1-minute rollups first, never relay changes, schedules, devices or alerts; drops are counted in /health, /metrics and /cloud", async () => {
+  it("over its byte budget drops the oldest 1-minute rollups first, never relay changes, schedules, devices or alerts; drops are counted in /health, /metrics and /cloud, and still are after a restart", async () => {
     let now = Date.parse("2026-06-01T12:00:00Z");
+    const dataDir = mkdtempSync(join(tmpdir(), "hub-outbox-"));
     t = await startTestHub({
+      dataDir,
       env: { HUB_CLOUD_URL: `http://127.0.0.1:${await deadPort()}`, HUB_SYNC_INTERVAL_MS: "3600000", HUB_OUTBOX_MAX_MB: "1", HUB_ROLLUP_INTERVAL_MS: "3600000" },
       hubOptions: { clock: { now: () => now } },
     });
     const token = await t.owner();
     await t.pair("fridge-1");
-    const dev = (t.hub.db.sqlite.prepare("SELECT idx FROM devices WHERE device_id = 'fridge-1'").get() as { idx: number }).idx;
+    await t.pair("fridge-2");
+    await t.pair("fridge-3");
+    const idx = (id: string) => (t!.hub.db.sqlite.prepare("SELECT idx FROM devices WHERE device_id = ?").get(id) as { idx: number }).idx;
+    const dev = idx("fridge-1");
+    const devs = [dev, idx("fridge-2"), idx("fridge-3")];
     t.hub.alerts.raise({ deviceId: "fridge-1", kind: "power_above", message: "above 2000 W" });
     await t.api("/devices/fridge-1/schedules", { method: "POST", token, body: { type: "window", from: "18:00", to: "23:30" } });
-    // 6,000 one-minute rollups (~1.6 MB in the outbox's accounting) and a handful of hourly ones, via the triggers.
-    const put1m = t.hub.db.sqlite.prepare(
-      "INSERT INTO rollup_1m (bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms) VALUES (?, ?, 60, 600, 60, 10, 10, 138000, 60, 2600, 60, 0.1, 60000)",
-    );
-    const start = now - 6000 * MIN;
+    // Three plugs × 10,000 minutes (within the 7-day age limit): 30,000 one-minute rollups, ≈ 1.9 MB on disk in
+    // the outbox, and an hourly one, via the triggers.
+    const M = 10_000;
+    const N = M * devs.length;
+    const start = now - M * MIN;
+    const ins = put1m();
     t.hub.db.sqlite.transaction(() => {
-      for (let i = 0; i < 6000; i++) put1m.run(start + i * MIN, dev);
+      for (let i = 0; i < M; i++) for (const d of devs) ins.run(start + i * MIN, d);
     })();
     t.hub.db.sqlite
       .prepare("INSERT INTO rollup_1h (bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms) VALUES (?, ?, 3600, 36000, 3600, 10, 10, 0, 0, 0, 0, 1, 0)")
       .run(now - 3_600_000, dev);
     const before = rows();
     const kept = before.filter((r) => r.kind !== "rollup_1m");
-    expect(kept.map((r) => r.kind)).toEqual(["device", "alert", "schedule", "rollup_1h"]);
+    expect(kept.map((r) => r.kind)).toEqual(["device", "device", "device", "alert", "schedule", "rollup_1h"]);
+    expect(t.hub.sync.outbox.stats().bytes).toBeGreaterThan(1024 * 1024);
 
     await t.hub.sync.outbox.enforceLimits();
     const after = rows();
     const minutes = after.filter((r) => r.kind === "rollup_1m");
     // Within budget now, newest minutes kept, oldest gone; everything else untouched.
-    expect(t.hub.sync.outbox.stats().bytes).toBeLessThanOrEqual(1024 * 1024);
-    expect(minutes.length).toBeGreaterThan(3000);
-    expect(minutes.length).toBeLessThan(6000);
-    expect(minutes[minutes.length - 1]!.ts).toBe(start + 5999 * MIN);
-    expect(minutes[0]!.ts).toBe(start + (6000 - minutes.length) * MIN);
+    const { bytes } = t.hub.sync.outbox.stats();
+    expect(bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(bytes).toBeGreaterThan(1024 * 1024 - 100);
+    expect(minutes.length).toBeGreaterThan(15_000);
+    expect(minutes.length).toBeLessThan(N);
+    // Oldest first: what is left is the newest stretch, in order.
+    expect(minutes[minutes.length - 1]!.ts).toBe(start + (M - 1) * MIN);
+    expect(minutes.map((r) => r.seq)).toEqual(before.filter((r) => r.kind === "rollup_1m").slice(N - minutes.length).map((r) => r.seq));
     expect(after.filter((r) => r.kind !== "rollup_1m")).toEqual(kept);
-    const dropped = 6000 - minutes.length;
+    const dropped = N - minutes.length;
 
-    const cloud = await (await t.api("/cloud", { token })).json();
-    expect(cloud.outbox.dropped).toEqual({ full_rollup_1m: dropped });
-    const health = await (await t.api("/health")).json();
-    expect(health.components.sync).toMatchObject({ status: "degraded", dropped: { full_rollup_1m: dropped }, queue_depth: after.length });
-    const metrics = await (await t.api("/metrics")).text();
-    expect(metrics).toContain(`hub_outbox_dropped_total{reason="full_rollup_1m"} ${dropped}`);
+    const shown = async () => ({
+      cloud: (await (await t!.api("/cloud", { token })).json()).outbox,
+      health: (await (await t!.api("/health")).json()).components.sync,
+      metrics: await (await t!.api("/metrics")).text(),
+    });
+    let s = await shown();
+    expect(s.cloud).toMatchObject({ dropped: { full_rollup_1m: dropped }, last_dropped_at: now, depth: after.length });
+    expect(s.health).toMatchObject({ status: "degraded", dropped: { full_rollup_1m: dropped }, queue_depth: after.length });
+    expect(s.metrics).toContain(`hub_outbox_dropped_total{reason="full_rollup_1m"} ${dropped}`);
 
     // Seven days later the remaining minutes are past the age limit; the rest still waits.
-    now += 7 * DAY + 6000 * MIN;
+    now += 7 * DAY + M * MIN;
     await t.hub.sync.outbox.enforceLimits();
-    expect(rows().map((r) => r.kind)).toEqual(["device", "alert", "schedule", "rollup_1h"]);
+    expect(rows().map((r) => r.kind)).toEqual(["device", "device", "device", "alert", "schedule", "rollup_1h"]);
     expect((await (await t.api("/cloud", { token })).json()).outbox.dropped).toEqual({ full_rollup_1m: dropped, max_age: minutes.length });
+
+    // Issue 6 §1: the counts are kept in the database, so a restart does not hide them.
+    await t.restart();
+    s = await shown();
+    expect(s.cloud.dropped).toEqual({ full_rollup_1m: dropped, max_age: minutes.length });
+    expect(s.health).toMatchObject({ status: "degraded", dropped: { full_rollup_1m: dropped, max_age: minutes.length } });
+    expect(s.metrics).toContain(`hub_outbox_dropped_total{reason="full_rollup_1m"} ${dropped}`);
+    expect(s.metrics).toContain(`hub_outbox_dropped_total{reason="max_age"} ${minutes.length}`);
+    // A day after the latest drop the counts stay, and sync is no longer degraded by them.
+    now += DAY + MIN;
+    expect((await (await t.api("/health")).json()).components.sync).toMatchObject({ status: "healthy", dropped: { full_rollup_1m: dropped, max_age: minutes.length } });
+  });
+
+  it("counts what rows cost on disk: 50 plugs × 7 days of 1-minute rollups fit the default 64 MiB budget, and the count matches dbstat within 10 %", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "hub-outbox-7d-"));
+    const PLUGS = 50;
+    const MINUTES = 7 * 1440 - 20; // inside the 7-day age limit when the hub starts
+    const end = Math.floor(Date.now() / MIN) * MIN - 5 * MIN;
+    const db = openHubDb(dataDir, createLogger({ app: "seed", level: "silent" }));
+    try {
+      const add = db.sqlite.prepare("INSERT INTO devices (device_id, name, family, mqtt_user, topic, channel, secret_hash, created_at, state_as_of) VALUES (?, ?, 'native', ?, ?, 0, 'scrypt$unusable', 0, 0)");
+      const put = db.sqlite.prepare(
+        "INSERT INTO rollup_1m (bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms) VALUES (?, ?, 6, 600, 6, 90, 110, 1380, 6, 2.6, 6, 0.1, 60000)",
+      );
+      db.sqlite.transaction(() => {
+        const idx: number[] = [];
+        for (let p = 0; p < PLUGS; p++) idx.push(Number(add.run(`plug-${p}`, `Plug ${p}`, `plug-${p}`, `smartplug/plug-${p}`).lastInsertRowid));
+        for (let m = 0; m < MINUTES; m++) for (const d of idx) put.run(end - (MINUTES - m) * MIN, d);
+      })();
+    } finally {
+      db.close();
+    }
+    t = await startTestHub({ dataDir, env: { HUB_CLOUD_URL: `http://127.0.0.1:${await deadPort()}`, HUB_SYNC_INTERVAL_MS: "3600000", HUB_ROLLUP_INTERVAL_MS: "3600000" } });
+    const st = t.hub.sync.outbox.stats();
+    expect(st.depth).toBe(PLUGS + PLUGS * MINUTES);
+    const onDisk = (t.hub.db.sqlite.prepare("SELECT sum(pgsize) AS b FROM dbstat WHERE name IN ('sync_outbox', 'sync_outbox_kind')").get() as { b: number }).b;
+    console.log(`[outbox] ${st.depth} rows: counted ${(st.bytes / 1048576).toFixed(1)} MiB (${(st.bytes / st.depth).toFixed(1)} B/row), dbstat ${(onDisk / 1048576).toFixed(1)} MiB (${(onDisk / st.depth).toFixed(1)} B/row)`);
+    expect(st.bytes / onDisk).toBeGreaterThan(0.9);
+    expect(st.bytes / onDisk).toBeLessThan(1.1);
+    expect(st.bytes).toBeLessThan(64 * 1024 * 1024);
+    await t.hub.sync.outbox.enforceLimits();
+    expect(t.hub.sync.outbox.stats()).toMatchObject({ depth: st.depth, dropped: {} });
+  }, 120_000);
+
+  it("enforces its limits within seconds when the outbox grows by a sixteenth of its budget, not only on the minute timer", async () => {
+    const now = Date.parse("2026-06-01T12:00:00Z"); // frozen: the minute timer can never be what fires
+    t = await startTestHub({
+      env: { HUB_CLOUD_URL: `http://127.0.0.1:${await deadPort()}`, HUB_SYNC_INTERVAL_MS: "3600000", HUB_OUTBOX_MAX_MB: "1", HUB_ROLLUP_INTERVAL_MS: "3600000" },
+      hubOptions: { clock: { now: () => now } },
+    });
+    const devs: number[] = [];
+    for (const id of ["fridge-1", "fridge-2", "fridge-3"]) {
+      await t.pair(id);
+      devs.push((t.hub.db.sqlite.prepare("SELECT idx FROM devices WHERE device_id = ?").get(id) as { idx: number }).idx);
+    }
+    await t.hub.sync.outbox.enforceLimits();
+    const ins = put1m();
+    t.hub.db.sqlite.transaction(() => {
+      for (let i = 0; i < 8000; i++) for (const d of devs) ins.run(now - (8000 - i) * MIN, d);
+    })();
+    expect(t.hub.sync.outbox.stats().bytes).toBeGreaterThan(1024 * 1024);
+    const o = await eventually(async () => t!.hub.sync.outbox.stats(), (st) => st.bytes <= 1024 * 1024, "limits enforced after the burst", 12_000);
+    expect(o.dropped.full_rollup_1m).toBeGreaterThan(0);
+  });
+
+  it("a /metrics scrape alone (no /health before it) shows the outbox, link, last success, drops and dead letters as they are now", async () => {
+    t = await startTestHub({ env: { HUB_CLOUD_URL: `http://127.0.0.1:${await deadPort()}`, HUB_SYNC_INTERVAL_MS: "3600000", HUB_ROLLUP_INTERVAL_MS: "3600000" } });
+    const scrape = async () => {
+      const text = await (await t!.api("/metrics")).text();
+      const get = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+      return { text, get };
+    };
+    let m = await scrape();
+    expect([m.get("hub_outbox_rows"), m.get("hub_outbox_bytes"), m.get("hub_link_connected"), m.get("hub_sync_last_success_timestamp_seconds"), m.get("hub_sync_dead_lettered_total")]).toEqual([0, 0, 0, 0, 0]);
+
+    await t.pair("kettle-1");
+    await t.pair("lamp-1");
+    const sqlite = t.hub.db.sqlite;
+    const queued = sqlite.prepare("SELECT kind, ref, payload FROM sync_outbox").all() as { kind: string; ref: string; payload: string | null }[];
+    expect(queued).toHaveLength(2);
+    m = await scrape();
+    expect(m.get("hub_outbox_rows")).toBe(2);
+    expect(m.get("hub_outbox_bytes")).toBe(queued.reduce((n, r) => n + outboxRowBytes(r.kind, r.ref, r.payload), 0));
+    expect(m.get("hub_outbox_oldest_age_seconds")).toBeGreaterThanOrEqual(0);
+
+    // A dead letter and a drop, made without any /health call: the next scrape has them.
+    const row = t.hub.sync.outbox.head(0, 1)[0]!;
+    await t.hub.sync.outbox.deadLetter([{ row, wire: null, reason: "test" }]);
+    sqlite.prepare("INSERT INTO sync_drops (reason, n, last_at) VALUES ('max_age', 7, ?)").run(Date.now());
+    m = await scrape();
+    expect(m.get("hub_outbox_rows")).toBe(1);
+    expect(m.get("hub_sync_dead_lettered_total")).toBe(1);
+    expect(m.text).toContain('hub_outbox_dropped_total{reason="max_age"} 7');
   });
 });

@@ -20,6 +20,12 @@ describe("hub configuration", () => {
     }
   });
 
+  it("F4: the cloud request timeout defaults to 30 s and cannot be set above it", () => {
+    expect(loadHubConfig({}).sync.uplink.requestTimeoutMs).toBe(30_000);
+    expect(loadHubConfig({ HUB_SYNC_TIMEOUT_MS: "5000" }).sync.uplink.requestTimeoutMs).toBe(5000);
+    expect(() => loadHubConfig({ HUB_SYNC_TIMEOUT_MS: "30001" })).toThrow(ConfigError);
+  });
+
   it("refuses a refresh token lifetime shorter than the 7 days a phone must stay signed in offline", () => {
     expect(() => loadHubConfig({ HUB_REFRESH_TOKEN_TTL_S: "3600" })).toThrow(ConfigError);
   });
