@@ -2,6 +2,9 @@
 // (a run above a threshold, then idle for N minutes), storage trouble, and `raise` for the anomaly
 // detector. One active alert per device and kind: a condition that persists is never alerted twice.
 // Conditions are checked against the injected clock (every few seconds, and on events), so tests drive time.
+// An alert whose write fails is kept in memory, served, pushed and counted all the same, and written once
+// the database takes writes again: the storage alert is raised exactly when the disk is full, and a write
+// that threw from a timer there took the whole hub down (RELIABILITY F9).
 import { randomUUID } from "node:crypto";
 import type { HubDb } from "../db/open-db.js";
 import type { HubBus } from "../bus.js";
@@ -32,6 +35,8 @@ export class AlertService {
   private readonly runs = new Map<string, { running: boolean; belowSince: number | null; startedAt: number }>();
   private readonly settingsCache = new Map<string, AlertSettings>();
   private timer: NodeJS.Timeout | null = null;
+  /** Alerts whose latest state is not in the database yet; `inserted`: whether an older state is. */
+  private readonly unsaved = new Map<string, { row: Row; inserted: boolean }>();
 
   constructor(
     private readonly db: HubDb,
@@ -114,8 +119,9 @@ export class AlertService {
     }
   }
 
-  /** Evaluates the time-based conditions against the clock. */
+  /** Evaluates the time-based conditions against the clock (and retries alerts not written yet). */
   check(): void {
+    for (const { row, inserted } of [...this.unsaved.values()]) this.save(row, inserted);
     const now = this.clock.now();
     for (const [deviceId, since] of this.offlineSince) {
       const grace = this.settings(deviceId).offline_grace_s;
@@ -138,12 +144,9 @@ export class AlertService {
 
   /** Opens an alert unless one of this device and kind is active; returns its id, or null when deduplicated. */
   raise(a: { deviceId: string | null; kind: Kind; message: string; details?: Record<string, unknown> }): string | null {
-    const active = this.db.sqlite.prepare("SELECT id FROM alerts WHERE kind = ? AND device_id IS ? AND resolved_at IS NULL").get(a.kind, a.deviceId);
-    if (active) return null;
+    if (this.findActive(a.kind, a.deviceId)) return null;
     const row: Row = { id: randomUUID(), device_id: a.deviceId, kind: a.kind, message: a.message, details: a.details ? JSON.stringify(a.details) : null, started_at: this.clock.now(), resolved_at: null, acknowledged_at: null };
-    this.db.sqlite
-      .prepare("INSERT INTO alerts (id, device_id, kind, message, details, started_at) VALUES (@id, @device_id, @kind, @message, @details, @started_at)")
-      .run(row);
+    this.save(row, false);
     this.metrics.alerts.inc({ kind: a.kind });
     this.log.warn({ deviceId: a.deviceId, kind: a.kind, alertId: row.id }, "alert raised");
     this.bus.emit("alertChanged", { alert: toAlert(row) });
@@ -151,11 +154,49 @@ export class AlertService {
   }
 
   resolve(deviceId: string | null, kind: Kind): void {
-    const row = this.db.sqlite.prepare("SELECT * FROM alerts WHERE kind = ? AND device_id IS ? AND resolved_at IS NULL").get(kind, deviceId) as Row | undefined;
+    const row = this.findActive(kind, deviceId);
     if (!row) return;
     row.resolved_at = this.clock.now();
-    this.db.sqlite.prepare("UPDATE alerts SET resolved_at = ? WHERE id = ?").run(row.resolved_at, row.id);
+    this.save(row, this.isInserted(row.id));
     this.bus.emit("alertChanged", { alert: toAlert(row) });
+  }
+
+  /** Writes an alert's state; on failure (disk full) keeps it for check() to retry. Never throws. */
+  private save(row: Row, inserted: boolean): void {
+    try {
+      if (inserted) this.db.sqlite.prepare("UPDATE alerts SET resolved_at = ?, acknowledged_at = ? WHERE id = ?").run(row.resolved_at, row.acknowledged_at, row.id);
+      else {
+        this.db.sqlite
+          .prepare("INSERT INTO alerts (id, device_id, kind, message, details, started_at, resolved_at, acknowledged_at) VALUES (@id, @device_id, @kind, @message, @details, @started_at, @resolved_at, @acknowledged_at)")
+          .run(row);
+      }
+      if (this.unsaved.delete(row.id)) this.log.info({ alertId: row.id }, "alert saved");
+    } catch (err) {
+      if (!this.unsaved.has(row.id)) this.log.error({ err: (err as Error).message, alertId: row.id, kind: row.kind }, "alert not saved; kept in memory until the database takes writes");
+      this.unsaved.set(row.id, { row, inserted });
+    }
+  }
+
+  private isInserted(id: string): boolean {
+    return this.unsaved.get(id)?.inserted ?? true;
+  }
+
+  /** The row as it is now: the unsaved state when there is one. */
+  private current(row: Row): Row {
+    return this.unsaved.get(row.id)?.row ?? row;
+  }
+
+  private findActive(kind: Kind, deviceId: string | null): Row | undefined {
+    const stored = this.db.sqlite.prepare("SELECT * FROM alerts WHERE kind = ? AND device_id IS ? AND resolved_at IS NULL").get(kind, deviceId) as Row | undefined;
+    if (stored && this.current(stored).resolved_at === null) return this.current(stored);
+    for (const { row } of this.unsaved.values()) if (row.kind === kind && row.device_id === deviceId && row.resolved_at === null) return row;
+    return undefined;
+  }
+
+  private byId(id: string): Row | undefined {
+    const u = this.unsaved.get(id);
+    if (u) return u.row;
+    return this.db.sqlite.prepare("SELECT * FROM alerts WHERE id = ?").get(id) as Row | undefined;
   }
 
   list(q: { active?: boolean; deviceId?: string; limit: number }): Alert[] {
@@ -168,22 +209,30 @@ export class AlertService {
       params.push(q.deviceId);
     }
     const sql = `SELECT * FROM alerts ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC LIMIT ?`;
-    return (this.db.sqlite.prepare(sql).all(...params, q.limit) as Row[]).map(toAlert);
+    const rows = (this.db.sqlite.prepare(sql).all(...params, q.limit + this.unsaved.size) as Row[]).map((r) => this.current(r));
+    const seen = new Set(rows.map((r) => r.id));
+    for (const { row } of this.unsaved.values()) if (!seen.has(row.id)) rows.push(row);
+    const wanted = (r: Row) => (q.active === undefined || (r.resolved_at === null) === q.active) && (!q.deviceId || r.device_id === q.deviceId);
+    return rows
+      .filter(wanted)
+      .sort((a, b) => b.started_at - a.started_at)
+      .slice(0, q.limit)
+      .map(toAlert);
   }
 
   /** The device an alert is about (null: hub-wide); 404 for an unknown id. */
   deviceOf(id: string): string | null {
-    const row = this.db.sqlite.prepare("SELECT device_id FROM alerts WHERE id = ?").get(id) as { device_id: string | null } | undefined;
+    const row = this.byId(id);
     if (!row) throw new NotFoundError(`no alert '${id.slice(0, 64)}'`);
     return row.device_id;
   }
 
   acknowledge(id: string): Alert {
-    const row = this.db.sqlite.prepare("SELECT * FROM alerts WHERE id = ?").get(id) as Row | undefined;
+    const row = this.byId(id);
     if (!row) throw new NotFoundError(`no alert '${id.slice(0, 64)}'`);
     if (row.acknowledged_at === null) {
       row.acknowledged_at = this.clock.now();
-      this.db.sqlite.prepare("UPDATE alerts SET acknowledged_at = ? WHERE id = ?").run(row.acknowledged_at, id);
+      this.save(row, this.isInserted(id));
     }
     return toAlert(row);
   }
