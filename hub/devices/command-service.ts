@@ -1,5 +1,6 @@
 // Relay commands (issue 2 §6): each has an id, is stored, sent in the plug's family format and
-// confirmed by the plug's own report of its new state. A repeated id never runs twice.
+// confirmed by the plug's own report of its new state. A repeated id never runs twice — also across a
+// kill -9 for commands from the cloud, whose record is on disk before the plug is told (RELIABILITY F13).
 import { randomUUID } from "node:crypto";
 import type { HubDb } from "../db/open-db.js";
 import type { HubBus, CommandSource } from "../bus.js";
@@ -54,19 +55,25 @@ export class CommandService {
     });
   }
 
-  /** Runs a command once; a known `commandId` returns the stored (or in-flight) result instead. */
   /** Whether a command for this device is waiting for the plug's confirmation. */
   hasInFlight(deviceId: string): boolean {
     return this.waiters.has(deviceId);
   }
 
-  execute(deviceId: string, command: CommandName, opts: { commandId?: string; timeoutMs?: number; source?: CommandSource } = {}): Promise<CommandResponse> {
-    const st = this.devices.state(deviceId); // 404 before anything is stored
-    const commandId = opts.commandId ?? randomUUID();
+  /** The result of a command id already run or running (from its record), or null when the id is new. */
+  lookup(commandId: string): Promise<CommandResponse> | null {
     const running = this.inFlight.get(commandId);
     if (running) return running;
     const stored = this.find.get(commandId) as Record<string, unknown> | undefined;
-    if (stored) return Promise.resolve(this.storedResponse(stored, deviceId));
+    return stored ? Promise.resolve(this.storedResponse(stored, String(stored.device_id))) : null;
+  }
+
+  /** Runs a command once; a known `commandId` returns the stored (or in-flight) result instead. */
+  execute(deviceId: string, command: CommandName, opts: { commandId?: string; timeoutMs?: number; source?: CommandSource } = {}): Promise<CommandResponse> {
+    const st = this.devices.state(deviceId); // 404 before anything is stored
+    const commandId = opts.commandId ?? randomUUID();
+    const known = this.lookup(commandId);
+    if (known) return known;
     // The entry stays until the result is committed (see complete), so a retry never runs it again.
     const p = this.run(st.deviceId, command, commandId, opts.timeoutMs ?? this.opts.confirmTimeoutMs, opts.source ?? "api");
     this.inFlight.set(commandId, p);
@@ -85,13 +92,29 @@ export class CommandService {
   }
 
   private async run(deviceId: string, command: CommandName, commandId: string, timeoutMs: number, source: CommandSource): Promise<CommandResponse> {
-    const st = this.devices.state(deviceId);
     const createdAt = this.clock.now();
-    // Written with the next group commit rather than by a synchronous fsync of its own, so a round trip
-    // is not two disk flushes long; in-process duplicates are caught by `inFlight` meanwhile.
-    this.committer.submit({ sql: "INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)", params: [commandId, deviceId, command, createdAt] }, (err) => {
-      if (err) this.log.error({ err: err.message, commandId }, "command not recorded");
-    });
+    const record = { sql: "INSERT INTO commands (id, device_id, command, status, created_at) VALUES (?, ?, ?, 'pending', ?)", params: [commandId, deviceId, command, createdAt] };
+    if (source === "cloud") {
+      // F13: the cloud redelivers a command whose result it did not get, also after this hub was killed. Its
+      // record must be on disk before the plug is told, or a kill -9 in between runs it twice. One commit
+      // (≤ HUB_COMMIT_INTERVAL_MS, flushed now) is well inside a remote command's 100 ms p99 goal.
+      try {
+        await this.committer.write(record, { now: true });
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, commandId }, "cloud command not recorded; not sent to the plug");
+        this.inFlight.delete(commandId);
+        this.metrics.commands.inc({ status: "failed" });
+        return { command_id: commandId, device_id: deviceId, command, status: "failed", relay_state: this.devices.state(deviceId).relayOn, timestamp: new Date(this.clock.now()).toISOString() };
+      }
+    } else {
+      // Local commands: written with the next group commit rather than by a flush of their own, so a round trip
+      // is not two disk flushes long; in-process duplicates are caught by `inFlight` meanwhile.
+      this.committer.submit(record, (err) => {
+        if (err) this.log.error({ err: err.message, commandId }, "command not recorded");
+      });
+    }
+    if (!this.devices.has(deviceId)) return this.complete(deviceId, command, commandId, "failed", null, source); // removed meanwhile
+    const st = this.devices.state(deviceId);
     if (!st.online) return this.complete(deviceId, command, commandId, "offline", st.relayOn, source);
 
     const target = command === "relay_on" ? true : command === "relay_off" ? false : !(st.relayOn ?? false);

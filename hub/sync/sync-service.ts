@@ -292,6 +292,13 @@ export class SyncService {
   /** A19 / F13: unknown devices and expired commands are answered without touching MQTT; ids run at most once. */
   private async onCommand(c: LinkCommand) {
     const at = this.clock.now();
+    // F13: an id this hub has run (or is running) answers with its real result, also once expired — the first
+    // result may have been lost with the link — so the record is looked up before the expiry is checked.
+    const known = this.commands.lookup(`cloud:${c.id}`);
+    if (known) {
+      const r = await known;
+      return this.sendResult({ type: "command_result", id: c.id, status: r.status === "pending" ? "timeout" : r.status, relay_state: r.relay_state, reason: null, at: this.clock.now() });
+    }
     if (Date.parse(c.expires_at) <= at) {
       this.log.info({ commandId: c.id, deviceId: c.device_id }, "expired cloud command rejected");
       return this.sendResult({ type: "command_result", id: c.id, status: "expired", relay_state: null, reason: `expired at ${c.expires_at}`, at });
