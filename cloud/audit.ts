@@ -11,7 +11,7 @@ export interface Actor {
 
 export interface AuditEntry {
   action: string;
-  targetType: "user" | "hub" | "device" | "share" | "command" | "session";
+  targetType: "user" | "hub" | "device" | "share" | "command" | "session" | "schedule";
   targetId?: string | null;
   detail?: Record<string, unknown>;
 }

@@ -22,6 +22,7 @@ import { buildCloudApi } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
 import { SyncService } from "./sync/sync-service.js";
 import { LinkServer } from "./link/link-server.js";
+import { ScheduleService } from "./schedules/schedule-service.js";
 import { LocalGrantService } from "./hubs/local-grant-service.js";
 
 export interface CloudOptions {
@@ -123,8 +124,9 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
 
     const sync = new SyncService(db.orm, rollups, bus, clock, log, metrics);
     const hubSync = { sync, link: linkServer };
+    const schedules = new ScheduleService(db.orm, devices, hubs, bus, clock, log);
     const localGrants = new LocalGrantService(db.orm, hubs, tokens, (hubId) => linkServer.localApiUrl(hubId), clock, log, { ttlSec: config.grantTtlSec });
-    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync, localGrants });
+    const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync, localGrants, schedules });
     const server: Server = createServer(app);
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;

@@ -36,6 +36,8 @@ import { cors, jsonBody, notFound, problemHandler, validate } from "./http.js";
 import { buildCloudOpenApi } from "./openapi.js";
 import { redocPage, redocBundlePath } from "./redoc.js";
 import { mountHubSync, type HubSyncDeps } from "./hub-sync.js";
+import { mountSchedules } from "./schedules.js";
+import type { ScheduleService } from "../schedules/schedule-service.js";
 
 export interface CloudApiDeps {
   accounts: AccountService;
@@ -52,6 +54,8 @@ export interface CloudApiDeps {
   trustProxy: boolean | number | string;
   /** Issue 6: hub sync, link-side config, schedules, alerts and local grants (cloud/api/hub-sync.ts). */
   hubSync?: HubSyncDeps;
+  /** Issue 6 §5: the hub's schedule routes, on the cloud's copy (cloud/api/schedules.ts). */
+  schedules: ScheduleService;
   /** Issue 6 §7: POST /hubs/{id}/local-grant. */
   localGrants: LocalGrantService;
 }
@@ -299,6 +303,7 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
   });
 
   if (d.hubSync) mountHubSync(app, d.hubSync, { hubAuth, auth });
+  mountSchedules(app, d, { auth, actor: actorOf });
 
   app.use(notFound);
   app.use(problemHandler(d.log));

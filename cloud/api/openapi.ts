@@ -4,6 +4,7 @@ import { z } from "zod";
 import { RegisterRequest, LoginRequest, RefreshRequest, TokenResponse, User } from "../../shared/schemas/auth.js";
 import { UpdateDeviceRequest, CommandRequest, Device, CreatedDevice } from "../../shared/schemas/devices.js";
 import { TelemetryQuery, TelemetryResponse, LatestTelemetry } from "../../shared/schemas/telemetry.js";
+import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
 import { HealthResponse } from "../../shared/schemas/health.js";
 import { Tariff, EnergyQuery, EnergyResponse } from "../../shared/schemas/energy.js";
 import { Problem } from "../../shared/schemas/common.js";
@@ -38,6 +39,8 @@ const errors = {
   "404": problem("no such device (also for devices you may not see)"),
 };
 const hubErrors = { ...errors, "404": problem("no such hub (also for hubs you may not see)") };
+const schedParam = { path: z.object({ sid: z.string().meta({ description: "schedule id" }) }) };
+const schedErrors = { ...errors, "404": problem("no such schedule (also for schedules on devices you may not see)") };
 
 export function buildCloudOpenApi() {
   return createDocument({
@@ -127,7 +130,8 @@ export function buildCloudOpenApi() {
         get: { security: secured, summary: "Devices you own or that are shared with you", responses: { "200": json(z.array(Device), "devices"), "401": errors["401"] } },
         post: {
           security: secured,
-          summary: "Pair a plug on one of your hubs; the answer says what to type into the plug",
+          summary:
+            "Pair a plug on one of your hubs (`hub_id` may be left out when you own exactly one; 400 when you own several); the answer says what to type into the plug. The hub receives the pairing over its link (the code's hash, never the code) and the plug can connect to it once the hub has it",
           requestBody: body(CloudCreateDeviceRequest),
           responses: { "201": json(CreatedDevice, "paired"), ...hubErrors, "409": problem("already paired on this hub") },
         },
@@ -169,6 +173,22 @@ export function buildCloudOpenApi() {
           summary: "Energy and cost per local day, week or month, priced at the hub's tariff",
           responses: { "200": json(EnergyResponse, "energy and cost"), ...errors, "503": problem("InfluxDB unavailable") },
         },
+      },
+      "/schedules": { get: { security: secured, summary: "Every schedule on the devices you may see (the hub's shapes, issue 6 §5)", responses: { "200": json(z.array(Schedule), "schedules"), "401": errors["401"] } } },
+      "/devices/{id}/schedules": {
+        get: { security: secured, requestParams: idParam, responses: { "200": json(z.array(Schedule), "the device's schedules"), ...errors } },
+        post: {
+          security: secured,
+          requestParams: idParam,
+          summary: "Weekly rule, time window or one-shot action (owner or controller); reaches the hub over its link, at once or when it reconnects",
+          requestBody: body(CreateScheduleRequest),
+          responses: { "201": json(Schedule, "created"), ...errors },
+        },
+      },
+      "/schedules/{sid}": {
+        get: { security: secured, requestParams: schedParam, responses: { "200": json(Schedule, "schedule"), ...schedErrors } },
+        patch: { security: secured, requestParams: schedParam, summary: "Rename, enable or disable; a newer version wins over an older edit on the hub", requestBody: body(UpdateScheduleRequest), responses: { "200": json(Schedule, "updated"), ...schedErrors } },
+        delete: { security: secured, requestParams: schedParam, summary: "Delete; a deletion is final on both sides", responses: { "204": { description: "deleted" }, ...schedErrors } },
       },
       "/devices/{id}/shares": {
         get: { security: secured, requestParams: idParam, responses: { "200": json(z.array(Share), "shares"), ...errors } },

@@ -106,8 +106,32 @@ export const devices = pgTable(
     namePending: boolean("name_pending").notNull().default(false),
     /** When the hub saw the relay change stored in relay_on (ms); older relay rows do not move it back. */
     relayAt: bigint("relay_at", { mode: "number" }),
+    /**
+     * Created in the cloud (POST /devices) and not yet confirmed by the hub's device row: pushed to the hub as
+     * LinkDevicePairing (with `secret_hash`) on every connect. The hash is cleared once the hub has it.
+     */
+    pairingPending: boolean("pairing_pending").notNull().default(false),
   },
   (t) => [uniqueIndex("devices_hub_device").on(t.hubId, t.deviceId), index("devices_device_id").on(t.deviceId)],
+);
+
+/**
+ * A device deleted on either side (issue 6 §5): a deletion is final against renames, so a hub row for a pairing
+ * not newer than `version` does not bring it back. `pending`: deleted in the cloud and the hub has not echoed it
+ * yet, pushed as LinkDeviceRemoved on every connect.
+ */
+export const deviceTombstones = pgTable(
+  "device_tombstones",
+  {
+    hubId: uuid("hub_id")
+      .notNull()
+      .references(() => hubs.id, { onDelete: "cascade" }),
+    deviceId: text("device_id").notNull(),
+    version: bigint("version", { mode: "number" }).notNull(),
+    pending: boolean("pending").notNull().default(false),
+    deletedAt: ts("deleted_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.hubId, t.deviceId] })],
 );
 
 /** A single device shared with another user. */

@@ -4,14 +4,14 @@
 import { randomUUID, type ScryptOptions } from "node:crypto";
 import { and, eq, or, sql, type SQL } from "drizzle-orm";
 import type { CloudOrm } from "../db/open-db.js";
-import { deviceUsers, devices, hubUsers, hubs, users } from "../db/schema.js";
+import { deviceTombstones, deviceUsers, devices, hubUsers, hubs, schedules, users } from "../db/schema.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import { DEVICE_ID_PATTERN } from "../../shared/schemas/common.js";
 import type { Device, PlugFamily } from "../../shared/schemas/devices.js";
 import type { AccessRole, CloudCreateDeviceRequest, Share, ShareRole } from "../../shared/schemas/cloud.js";
 import type { LatestState } from "../../shared/schemas/rollups.js";
-import { ConflictError, ForbiddenError, NotFoundError } from "../../shared/problem.js";
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from "../../shared/problem.js";
 import { hashSecret, SCRYPT_PLUG } from "../auth/secrets.js";
 import { isUniqueViolation } from "../auth/account-service.js";
 import { audit, type Actor } from "../audit.js";
@@ -93,12 +93,41 @@ export class DeviceService {
     return rows.map((r) => toDevice(r.row));
   }
 
+  /** Every device the user may see, with the user's role on it (GET /schedules lists theirs). */
+  async accessible(userId: string): Promise<DeviceAccess[]> {
+    const rows = await this.visible(userId)(undefined);
+    return rows.map((r) => ({ row: r.row, role: r.role ?? "viewer" }));
+  }
+
+  /** The hub to pair on: `hub_id`, or the one hub the user owns (the seed's body names no hub). */
+  private async targetHub(userId: string, hubId: string | undefined): Promise<string> {
+    if (hubId) {
+      await this.hubs.require(userId, hubId, "owner");
+      return hubId;
+    }
+    const owned = await this.db.select({ id: hubs.id }).from(hubs).where(eq(hubs.ownerId, userId)).orderBy(hubs.createdAt).limit(20);
+    if (owned.length === 1) return owned[0]!.id;
+    if (owned.length === 0) {
+      throw new ValidationError("you own no hub to pair this device on: claim your hub first (POST /hubs/claim)", { errors: [{ path: "hub_id", message: "you own no hub" }] });
+    }
+    throw new ValidationError("you own several hubs: say which one in hub_id", {
+      errors: [{ path: "hub_id", message: "required when you own more than one hub" }],
+      hub_ids: owned.map((h) => h.id),
+    });
+  }
+
+  /**
+   * Pairs a plug on a hub from the cloud (issue 6 §5): stored with `pairing_pending` and pushed to the hub as
+   * LinkDevicePairing (with the code's scrypt hash, never the code) until the hub's device row confirms it.
+   */
   async create(userId: string, req: CloudCreateDeviceRequest, actor: Actor) {
-    await this.hubs.require(userId, req.hub_id, "owner");
-    const [hub] = await this.db.select().from(hubs).where(eq(hubs.id, req.hub_id)).limit(1);
-    if (!hub) throw new NotFoundError(`no hub '${req.hub_id}'`);
+    const hubId = await this.targetHub(userId, req.hub_id);
+    const [hub] = await this.db.select().from(hubs).where(eq(hubs.id, hubId)).limit(1);
+    if (!hub) throw new NotFoundError(`no hub '${hubId}'`);
     const secretHash = await hashSecret(req.pairing_code, this.opts.secretCost ?? SCRYPT_PLUG);
-    const now = new Date(this.clock.now());
+    // A pairing newer than any deletion of the same id: it is a new device, not the deleted one coming back.
+    const [tomb] = await this.db.select({ version: deviceTombstones.version }).from(deviceTombstones).where(and(eq(deviceTombstones.hubId, hub.id), eq(deviceTombstones.deviceId, req.device_id))).limit(1);
+    const now = new Date(Math.max(this.clock.now(), (tomb?.version ?? 0) + 1));
     const row: DeviceRow = {
       id: randomUUID(),
       hubId: hub.id,
@@ -120,10 +149,12 @@ export class DeviceService {
       nameVersion: now.getTime(),
       namePending: true,
       relayAt: null,
+      pairingPending: true,
     };
     try {
       await this.db.transaction(async (tx) => {
         await tx.insert(devices).values(row);
+        await tx.delete(deviceTombstones).where(and(eq(deviceTombstones.hubId, hub.id), eq(deviceTombstones.deviceId, row.deviceId)));
         await audit(tx, now, actor, { action: "device.create", targetType: "device", targetId: row.id, detail: { hub_id: hub.id, device_id: row.deviceId } });
       });
     } catch (err) {
@@ -131,6 +162,7 @@ export class DeviceService {
       throw err;
     }
     this.log.info({ hubId: hub.id, deviceId: row.deviceId }, "device created");
+    this.bus.emit("configPending", { hubId: hub.id });
     const topic = TOPIC[req.family](req.device_id);
     return {
       ...toDevice(row),
@@ -151,14 +183,29 @@ export class DeviceService {
     return toDevice(updated);
   }
 
+  /**
+   * Deletes a device here and, through the link, on its hub (issue 6 §5): a tombstone newer than the pairing and
+   * every rename is pushed as LinkDeviceRemoved until the hub echoes the deletion, so a hub row for the old
+   * pairing never brings it back. Its schedules are deleted with it on both sides.
+   */
   async remove(userId: string, idParam: string, actor: Actor): Promise<void> {
     const { row } = await this.require(userId, idParam, "owner");
     const now = new Date(this.clock.now());
+    const version = Math.max(now.getTime(), row.nameVersion + 1, row.createdAt.getTime() + 1);
     await this.db.transaction(async (tx) => {
       await tx.delete(devices).where(eq(devices.id, row.id));
-      await audit(tx, now, actor, { action: "device.remove", targetType: "device", targetId: row.id, detail: { hub_id: row.hubId, device_id: row.deviceId } });
+      await tx
+        .insert(deviceTombstones)
+        .values({ hubId: row.hubId, deviceId: row.deviceId, version, pending: true, deletedAt: now })
+        .onConflictDoUpdate({ target: [deviceTombstones.hubId, deviceTombstones.deviceId], set: { version: sql`greatest(${deviceTombstones.version}, ${version})`, pending: true, deletedAt: now } });
+      await tx
+        .update(schedules)
+        .set({ deleted: true, rule: null, pending: true, version: sql`greatest(${schedules.version} + 1, ${version})`, updatedAt: now })
+        .where(and(eq(schedules.hubId, row.hubId), eq(schedules.deviceId, row.deviceId), eq(schedules.deleted, false)));
+      await audit(tx, now, actor, { action: "device.remove", targetType: "device", targetId: row.id, detail: { hub_id: row.hubId, device_id: row.deviceId, version } });
     });
     this.bus.emit("deviceRemoved", { devicePk: row.id, deviceId: row.deviceId });
+    this.bus.emit("configPending", { hubId: row.hubId });
   }
 
   async share(userId: string, idParam: string, target: { id: string; email: string; name: string | null }, role: ShareRole, actor: Actor): Promise<Share> {

@@ -1,20 +1,21 @@
 // The cloud end of the hub link (issue 6, ARCHITECTURE §3 "cloud → hub control"): one hub-initiated WebSocket
 // per hub at `GET /hub/link`, authenticated at upgrade with the hub credential (401 otherwise, never 500).
 // Down: LinkCommand (on offer, and on connect every stored command not yet answered nor expired),
-// LinkDeviceConfig / LinkScheduleConfig (cloud edits the hub has not echoed back), LinkAccess (on connect and on
+// LinkDeviceRemoved / LinkDevicePairing / LinkDeviceConfig / LinkScheduleConfig (cloud edits the hub has not
+// echoed back, on connect and on every edit), LinkAccess (on connect and on
 // every sharing change). Up: LinkCommandResult, LinkState, LinkHello (the hub's LAN address, for local grants).
 // Every frame is validated; bad ones are counted and ignored. A newer link of the same hub replaces the older
 // one; a link that misses a ping's pong is dropped.
 import { WebSocketServer, type WebSocket } from "ws";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray, or } from "drizzle-orm";
 import { Counter, Gauge } from "prom-client";
 import type { CloudOrm } from "../db/open-db.js";
-import { commands, deviceUsers, devices, hubUsers, hubs, schedules, users } from "../db/schema.js";
+import { commands, deviceTombstones, deviceUsers, devices, hubUsers, hubs, schedules, users } from "../db/schema.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
-import { LinkUp, type LinkAccess, type LinkCommand, type LinkDeviceConfig, type LinkDown, type LinkScheduleConfig } from "../../shared/schemas/sync.js";
+import { LinkUp, type LinkAccess, type LinkCommand, type LinkDeviceConfig, type LinkDevicePairing, type LinkDown, type LinkScheduleConfig } from "../../shared/schemas/sync.js";
 import type { LatestState } from "../../shared/schemas/rollups.js";
 import type { CloudBus } from "../bus.js";
 import type { CloudMetrics } from "../metrics.js";
@@ -60,6 +61,8 @@ export class LinkServer implements HubLink {
   private deps: LinkDeps | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private accessPush: Promise<void> | null = null;
+  /** Hubs whose pending config is pushed on the next turn (configPending events coalesced). */
+  private readonly configPush = new Set<string>();
   private readonly gauge: Gauge;
   private readonly badFrames: Counter<"reason">;
   private readonly frames: Counter<"direction" | "type">;
@@ -108,6 +111,8 @@ export class LinkServer implements HubLink {
     this.heartbeat.unref();
     // Sharing changed somewhere: every connected hub gets its access list again (coalesced).
     this.bus.on("accessChanged", () => this.pushAccessAll());
+    // Config edited here (or found behind on the hub): push what the hub has not echoed yet, now if connected.
+    this.bus.on("configPending", ({ hubId }) => this.pushPending(hubId));
   }
 
   /** Where the hub's local API answers on its LAN, as its link last said; null when unknown (issue 6 §7). */
@@ -153,6 +158,36 @@ export class LinkServer implements HubLink {
     if (!l) return;
     const [s] = await this.db.select().from(schedules).where(and(eq(schedules.hubId, hubId), eq(schedules.id, scheduleId))).limit(1);
     if (s?.pending) this.send(l, scheduleConfig(s));
+  }
+
+  /**
+   * Everything edited in the cloud that the hub has not echoed yet (issue 6 §5), in the order the hub needs it:
+   * deletions, then pairings (before anything that names the device), names, schedules. Sent on every connect
+   * and on every edit while connected; the hub applies each by the conflict rule and echoes its result.
+   */
+  private async sendPending(l: Link): Promise<void> {
+    const hubId = l.hubId;
+    const removed = await this.db.select().from(deviceTombstones).where(and(eq(deviceTombstones.hubId, hubId), eq(deviceTombstones.pending, true)));
+    for (const t of removed) this.send(l, { type: "device_removed", device_id: t.deviceId, version: t.version });
+    const devs = await this.db
+      .select()
+      .from(devices)
+      .where(and(eq(devices.hubId, hubId), or(eq(devices.pairingPending, true), eq(devices.namePending, true))))
+      .orderBy(asc(devices.createdAt));
+    for (const d of devs) if (d.pairingPending && d.secretHash) this.send(l, devicePairing({ ...d, secretHash: d.secretHash }));
+    for (const d of devs) if (d.namePending) this.send(l, deviceConfig(d));
+    const sched = await this.db.select().from(schedules).where(and(eq(schedules.hubId, hubId), eq(schedules.pending, true))).orderBy(asc(schedules.createdAt));
+    for (const s of sched) this.send(l, scheduleConfig(s));
+  }
+
+  private pushPending(hubId: string): void {
+    if (!this.links.has(hubId) || this.configPush.has(hubId)) return;
+    this.configPush.add(hubId);
+    setImmediate(() => {
+      this.configPush.delete(hubId);
+      const l = this.links.get(hubId);
+      if (l) this.sendPending(l).catch((err: unknown) => this.log.warn({ hubId, err: (err as Error).message }, "config push failed; sent again on connect"));
+    });
   }
 
   /** The users who may use this hub's local API with a cloud grant, and the key grants are signed with. */
@@ -248,10 +283,7 @@ export class LinkServer implements HubLink {
   private async onConnect(l: Link) {
     const access = await this.accessList(l.hubId);
     if (access) this.send(l, access);
-    const names = await this.db.select().from(devices).where(and(eq(devices.hubId, l.hubId), eq(devices.namePending, true)));
-    for (const d of names) this.send(l, deviceConfig(d));
-    const sched = await this.db.select().from(schedules).where(and(eq(schedules.hubId, l.hubId), eq(schedules.pending, true)));
-    for (const s of sched) this.send(l, scheduleConfig(s));
+    await this.sendPending(l);
     const owed = await this.db
       .select({ c: commands, deviceId: devices.deviceId })
       .from(commands)
@@ -387,5 +419,10 @@ function deviceConfig(d: typeof devices.$inferSelect): LinkDeviceConfig {
 }
 
 function scheduleConfig(s: typeof schedules.$inferSelect): LinkScheduleConfig {
-  return { type: "schedule_config", schedule_id: s.id, device_id: s.deviceId, deleted: s.deleted, rule: s.deleted ? null : (s.rule ?? null), version: s.version };
+  return { type: "schedule_config", schedule_id: s.id, device_id: s.deviceId, deleted: s.deleted, rule: s.deleted ? null : (s.rule ?? null), version: s.version, created_at: s.createdAt.getTime() };
+}
+
+/** A device created in the cloud, with its pairing code's hash (never the code; the hub checks the plug with it). */
+function devicePairing(d: typeof devices.$inferSelect & { secretHash: string }): LinkDevicePairing {
+  return { type: "device_pairing", device_id: d.deviceId, name: d.name, name_version: d.nameVersion, family: d.family as LinkDevicePairing["family"], channel: d.channel, secret_hash: d.secretHash, paired_at: d.createdAt.getTime() };
 }

@@ -3,12 +3,13 @@
 // rollups go to InfluxDB (keyed by hub, device and bucket: a rewrite is a no-op, RELIABILITY F2/F8) and
 // everything else to the metadata database in one transaction that also moves the hub's `synced_seq`.
 // Rows at or below the stored `synced_seq` were applied by an earlier delivery and are skipped, so a batch
-// redelivered after a lost response stores nothing twice; config rows are also last-writer-wins by version.
+// redelivered after a lost response stores nothing twice; config rows follow the conflict rule of
+// shared/schemas/sync.ts (higher version wins, the hub's at a tie; deletions are final), as the hub does.
 import { randomUUID } from "node:crypto";
 import { and, eq, sql } from "drizzle-orm";
 import { Counter } from "prom-client";
 import type { CloudOrm } from "../db/open-db.js";
-import { alerts, devices, hubs, schedules } from "../db/schema.js";
+import { alerts, deviceTombstones, devices, hubs, schedules } from "../db/schema.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import { AppError, StorageUnavailableError } from "../../shared/problem.js";
@@ -132,7 +133,7 @@ export class SyncService {
         if (r.kind === "device") await this.applyDevice(tx, hubId, r, now, emits);
         else if (r.kind === "relay") await this.applyRelay(tx, hubId, r, emits);
         else if (r.kind === "alert") await this.applyAlert(tx, hubId, r, emits);
-        else await this.applySchedule(tx, hubId, r, now);
+        else await this.applySchedule(tx, hubId, r, now, emits);
       }
       const acked = Math.max(floor, maxSeq);
       const at = new Date(now);
@@ -145,16 +146,46 @@ export class SyncService {
     return { acked_seq: acked, stored };
   }
 
+  /**
+   * A device row from the hub, by the conflict rule (shared/schemas/sync.ts, issue 6 §5). A deletion removes every
+   * pairing not newer than it and is final against renames. A live row for a pairing the cloud deleted means the
+   * hub is behind (the deletion is pushed again) unless that pairing is newer than the deletion: then it is a new
+   * device. Between names the higher version wins, and the hub's at equal versions; a hub version at least the
+   * cloud's means the hub has seen the cloud's edit, so nothing is owed.
+   */
   private async applyDevice(tx: Tx, hubId: string, r: Extract<Row, { kind: "device" }>, now: number, emits: Emit[]) {
+    const at = new Date(now);
+    const byId = and(eq(devices.hubId, hubId), eq(devices.deviceId, r.device_id));
+    const tombById = and(eq(deviceTombstones.hubId, hubId), eq(deviceTombstones.deviceId, r.device_id));
+    const [existing] = await tx.select().from(devices).where(byId).for("update").limit(1);
     if (r.deleted) {
-      const gone = await tx.delete(devices).where(and(eq(devices.hubId, hubId), eq(devices.deviceId, r.device_id))).returning({ id: devices.id });
-      for (const g of gone) emits.push(() => this.bus.emit("deviceRemoved", { devicePk: g.id, deviceId: r.device_id }));
+      // A pairing made in the cloud after this deletion (not yet on the hub) is not the device the hub deleted.
+      // Any other device here is one the hub had: its deletion stands (hub rows are read when sent, never stale).
+      if (existing && existing.pairingPending && existing.createdAt.getTime() > r.version) return;
+      if (existing) {
+        await tx.delete(devices).where(eq(devices.id, existing.id));
+        emits.push(() => this.bus.emit("deviceRemoved", { devicePk: existing.id, deviceId: r.device_id }));
+      }
+      await tx
+        .insert(deviceTombstones)
+        .values({ hubId, deviceId: r.device_id, version: r.version, pending: false, deletedAt: at })
+        .onConflictDoUpdate({ target: [deviceTombstones.hubId, deviceTombstones.deviceId], set: { version: sql`greatest(${deviceTombstones.version}, ${r.version})`, pending: false } });
       // The device's schedules on the hub went with it.
-      await tx.update(schedules).set({ deleted: true, pending: false, updatedAt: new Date(now) }).where(and(eq(schedules.hubId, hubId), eq(schedules.deviceId, r.device_id)));
+      await tx.update(schedules).set({ deleted: true, rule: null, pending: false, updatedAt: at }).where(and(eq(schedules.hubId, hubId), eq(schedules.deviceId, r.device_id)));
       return;
     }
-    const [existing] = await tx.select().from(devices).where(and(eq(devices.hubId, hubId), eq(devices.deviceId, r.device_id))).for("update").limit(1);
+    const pairedAt = r.paired_at ?? null;
     if (!existing) {
+      const [tomb] = await tx.select().from(deviceTombstones).where(tombById).for("update").limit(1);
+      if (tomb && (pairedAt === null || pairedAt <= tomb.version)) {
+        // Deleted here, and the hub still has that pairing: the deletion stands and goes to the hub again.
+        if (!tomb.pending) {
+          await tx.update(deviceTombstones).set({ pending: true }).where(tombById);
+          emits.push(() => this.bus.emit("configPending", { hubId }));
+        }
+        return;
+      }
+      if (tomb) await tx.delete(deviceTombstones).where(tombById);
       await tx.insert(devices).values({
         id: randomUUID(),
         hubId,
@@ -163,23 +194,29 @@ export class SyncService {
         family: r.family ?? "native",
         channel: r.channel ?? 0,
         secretHash: null,
-        createdAt: new Date(now),
+        createdAt: new Date(pairedAt ?? now),
         nameVersion: r.version,
         namePending: false,
       });
       return;
     }
+    // The hub still has an older pairing of this id: the cloud's newer one replaces it once the hub applies it.
+    if (existing.pairingPending && pairedAt !== null && pairedAt < existing.createdAt.getTime()) return;
     const set: Partial<typeof devices.$inferInsert> = {};
     if (r.family !== null && r.family !== existing.family) set.family = r.family;
     if (r.channel !== null && r.channel !== existing.channel) set.channel = r.channel;
-    // Last writer wins by version; a tie keeps the stored name. The hub echoing the cloud's own version
-    // back means it applied the cloud's edit: nothing left to push.
-    if (r.name !== null && r.version > existing.nameVersion) {
-      set.name = r.name;
-      set.nameVersion = r.version;
-      set.namePending = false;
-    } else if (r.version === existing.nameVersion && existing.namePending) {
-      set.namePending = false;
+    if (pairedAt !== null && pairedAt !== existing.createdAt.getTime()) set.createdAt = new Date(pairedAt);
+    // The hub has the device: the pairing is delivered, and the cloud forgets the code's hash.
+    if (existing.pairingPending) {
+      set.pairingPending = false;
+      set.secretHash = null;
+    }
+    if (r.name !== null && r.version >= existing.nameVersion) {
+      if (r.name !== existing.name || r.version !== existing.nameVersion) {
+        set.name = r.name;
+        set.nameVersion = r.version;
+      }
+      if (existing.namePending) set.namePending = false;
     }
     if (Object.keys(set).length) await tx.update(devices).set(set).where(eq(devices.id, existing.id));
   }
@@ -224,24 +261,34 @@ export class SyncService {
       .onConflictDoUpdate({ target: [alerts.hubId, alerts.alertId], set: v });
   }
 
-  private async applySchedule(tx: Tx, hubId: string, r: Extract<Row, { kind: "schedule" }>, now: number) {
+  /**
+   * A schedule row from the hub, by the conflict rule (shared/schemas/sync.ts): a deletion is final on either side;
+   * between two edits the higher version wins, and the hub's at equal versions. A hub version at least the cloud's
+   * means the hub has seen the cloud's edit, so nothing is owed; a live row for a schedule deleted here means the
+   * hub is behind, and the deletion is pushed again.
+   */
+  private async applySchedule(tx: Tx, hubId: string, r: Extract<Row, { kind: "schedule" }>, now: number, emits: Emit[]) {
     const at = new Date(now);
-    const [existing] = await tx.select().from(schedules).where(and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id))).for("update").limit(1);
+    const where = and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id));
+    const createdAt = r.created_at === undefined ? {} : { createdAt: new Date(r.created_at) };
+    const [existing] = await tx.select().from(schedules).where(where).for("update").limit(1);
     if (!existing) {
-      await tx.insert(schedules).values({ hubId, id: r.schedule_id, deviceId: r.device_id, rule: r.deleted ? null : r.rule, version: r.version, deleted: r.deleted, pending: false, createdAt: at, updatedAt: at });
-      return;
-    }
-    // A deletion wins over any edit, older or newer, and is final: nothing resurrects a deleted schedule.
-    if (existing.deleted) {
-      if (r.deleted && existing.pending) await tx.update(schedules).set({ pending: false }).where(and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id)));
+      await tx.insert(schedules).values({ hubId, id: r.schedule_id, deviceId: r.device_id, rule: r.deleted ? null : r.rule, version: r.version, deleted: r.deleted, pending: false, createdAt: at, updatedAt: at, ...createdAt });
       return;
     }
     if (r.deleted) {
-      await tx.update(schedules).set({ deleted: true, version: Math.max(r.version, existing.version), pending: false, updatedAt: at }).where(and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id)));
-    } else if (r.version > existing.version) {
-      await tx.update(schedules).set({ deviceId: r.device_id, rule: r.rule, version: r.version, pending: false, updatedAt: at }).where(and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id)));
-    } else if (r.version === existing.version && existing.pending) {
-      await tx.update(schedules).set({ pending: false }).where(and(eq(schedules.hubId, hubId), eq(schedules.id, r.schedule_id)));
+      await tx.update(schedules).set({ deleted: true, rule: null, version: Math.max(r.version, existing.version), pending: false, updatedAt: at }).where(where);
+      return;
+    }
+    if (existing.deleted) {
+      if (!existing.pending) {
+        await tx.update(schedules).set({ pending: true }).where(where);
+        emits.push(() => this.bus.emit("configPending", { hubId }));
+      }
+      return;
+    }
+    if (r.version >= existing.version) {
+      await tx.update(schedules).set({ deviceId: r.device_id, rule: r.rule, version: r.version, pending: false, updatedAt: at, ...createdAt }).where(where);
     }
   }
 }

@@ -138,16 +138,43 @@ export class DeviceService {
       .values({ deviceId: req.device_id, name: req.name, family: req.family, mqttUser: req.device_id, topic, channel: req.channel, secretHash, createdAt: now, stateAsOf: now })
       .returning()
       .get();
+    const st = this.track(row.idx, { deviceId: row.deviceId, name: row.name, family: req.family, topic, channel: req.channel, secretHash, createdAt: now });
+    this.log.info({ deviceId: st.deviceId, family: st.family }, "device paired");
+    return {
+      ...this.toDevice(st),
+      mqtt: { host: this.opts.publicHost, port: this.opts.mqttPort(), client_id: st.mqttUser, username: st.mqttUser, password: req.pairing_code, topic },
+    };
+  }
+
+  /**
+   * A device paired in the cloud (issue 6 §5), with the scrypt hash of the pairing code the user chose there (the
+   * hub's own format; the code itself never travels): the plug connects here with that code. `pairedAt` and
+   * `nameVersion` are the cloud's, so both sides answer the same. Synchronous, so link frames that follow see it.
+   */
+  adopt(d: { deviceId: string; name: string; nameVersion: number; family: PlugFamily; channel: number; secretHash: string; pairedAt: number }): Device {
+    const adapter = this.adapterFor(d.family);
+    if (this.byId.has(d.deviceId) || this.byUser.has(d.deviceId)) throw new ConflictError(`device '${d.deviceId}' is already paired`);
+    const topic = adapter.topicFor(d.deviceId);
+    // One statement with the cloud's name version, so the insert trigger keeps it and queues the echo.
+    const { lastInsertRowid } = this.db.sqlite
+      .prepare("INSERT INTO devices (device_id, name, family, mqtt_user, topic, channel, secret_hash, created_at, state_as_of, name_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(d.deviceId, d.name, d.family, d.deviceId, topic, d.channel, d.secretHash, d.pairedAt, this.clock.now(), d.nameVersion);
+    const st = this.track(Number(lastInsertRowid), { deviceId: d.deviceId, name: d.name, family: d.family, topic, channel: d.channel, secretHash: d.secretHash, createdAt: d.pairedAt });
+    this.log.info({ deviceId: st.deviceId, family: st.family }, "device paired from the cloud");
+    return this.toDevice(st);
+  }
+
+  private track(idx: number, d: { deviceId: string; name: string; family: PlugFamily; topic: string; channel: number; secretHash: string; createdAt: number }): DeviceState {
     const st: DeviceState = {
-      idx: row.idx,
-      deviceId: row.deviceId,
-      name: row.name,
-      family: req.family,
-      mqttUser: row.mqttUser,
-      topic,
-      channel: req.channel,
-      secretHash,
-      createdAt: now,
+      idx,
+      deviceId: d.deviceId,
+      name: d.name,
+      family: d.family,
+      mqttUser: d.deviceId,
+      topic: d.topic,
+      channel: d.channel,
+      secretHash: d.secretHash,
+      createdAt: d.createdAt,
       online: false,
       firmware: null,
       relayOn: null,
@@ -157,12 +184,8 @@ export class DeviceService {
       dirty: false,
     };
     this.index(st);
-    this.log.info({ deviceId: st.deviceId, family: st.family }, "device paired");
     this.bus.emit("deviceAdded", { deviceId: st.deviceId, family: st.family });
-    return {
-      ...this.toDevice(st),
-      mqtt: { host: this.opts.publicHost, port: this.opts.mqttPort(), client_id: st.mqttUser, username: st.mqttUser, password: req.pairing_code, topic },
-    };
+    return st;
   }
 
   list(): Device[] {

@@ -16,7 +16,7 @@ import type { CommandService } from "../devices/command-service.js";
 import type { GroupCommitter } from "../ingest/group-committer.js";
 import type { CreateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
 import { NotFoundError } from "../../shared/problem.js";
-import { latestEdge, nextEdge, type RuleSpec } from "./schedule-math.js";
+import { latestEdge, nextEdge, type RuleSpec } from "../../shared/schedule-math.js";
 
 interface Row {
   id: string;

@@ -12,7 +12,7 @@ import type { DeviceService } from "../devices/device-service.js";
 import type { CommandService } from "../devices/command-service.js";
 import type { ScheduleService } from "../schedules/schedule-service.js";
 import type { HubMetrics } from "../metrics.js";
-import type { LinkAccess, LinkCommand, LinkCommandResult, LinkDeviceConfig, LinkDown, LinkScheduleConfig } from "../../shared/schemas/sync.js";
+import type { LinkAccess, LinkCommand, LinkCommandResult, LinkDeviceConfig, LinkDevicePairing, LinkDeviceRemoved, LinkDown, LinkScheduleConfig } from "../../shared/schemas/sync.js";
 import { CreateScheduleRequest } from "../../shared/schemas/schedules.js";
 import type { LatestState } from "../../shared/schemas/rollups.js";
 import { HubCredential } from "../../shared/schemas/cloud.js";
@@ -283,6 +283,8 @@ export class SyncService {
       if (f.type === "command") await this.onCommand(f);
       else if (f.type === "device_config") await this.applyDeviceConfig(f);
       else if (f.type === "schedule_config") await this.applyScheduleConfig(f);
+      else if (f.type === "device_pairing") await this.applyDevicePairing(f);
+      else if (f.type === "device_removed") await this.applyDeviceRemoved(f);
       else if (f.type === "access") await this.applyAccess(f);
     } catch (err) {
       this.log.error({ err: (err as Error).message, type: f.type }, "cloud frame not applied");
@@ -311,16 +313,38 @@ export class SyncService {
     this.sendResult({ type: "command_result", id: c.id, status, relay_state: r.relay_state, reason: null, at: this.clock.now() });
   }
 
-  /** Last writer wins by version: a cloud rename older than (or as old as) the hub's is ignored. */
+  // --- config from the cloud (issue 6 §5) ---
+  // The conflict rule (shared/schemas/sync.ts), the same as the cloud's for hub rows: between two edits the
+  // higher version wins, and the hub's at equal versions; a deletion is final, whatever the versions; only a
+  // pairing newer than a deletion brings a device id back. After every frame the hub queues its own record of
+  // the item (the echo): the cloud stops pushing once it sees a version at least its own, and takes the hub's.
+
+  /** Queues the hub's current record of a config item for the cloud. */
+  private async echo(kind: "device" | "schedule", ref: string): Promise<void> {
+    await this.committer.write(this.outbox.insertOp(kind, ref, this.clock.now()), { now: true });
+    this.uplink.kick();
+  }
+
+  private tombstone(kind: "device" | "schedule", ref: string, deviceId: string, version: number): void {
+    this.db.sqlite
+      .prepare("INSERT INTO sync_tombstones (kind, ref, device_id, version) VALUES (?, ?, ?, ?) ON CONFLICT(kind, ref) DO UPDATE SET version = max(version, excluded.version)")
+      .run(kind, ref, deviceId, version);
+  }
+
+  private deviceTombstone(deviceId: string): { version: number } | undefined {
+    return this.db.sqlite.prepare("SELECT version FROM sync_tombstones WHERE kind = 'device' AND ref = ?").get(deviceId) as { version: number } | undefined;
+  }
+
+  /** A cloud rename: applied when newer than the hub's name; a deleted device stays deleted. */
   private async applyDeviceConfig(f: LinkDeviceConfig) {
-    if (!this.devices.has(f.device_id)) return;
-    const row = this.db.sqlite.prepare("SELECT name, name_version FROM devices WHERE device_id = ?").get(f.device_id) as { name: string; name_version: number } | undefined;
-    if (!row || f.version <= row.name_version) {
-      // Tell the cloud what the hub has, so it converges on the newer one.
-      await this.committer.write(this.outbox.insertOp("device", f.device_id, this.clock.now()), { now: true });
-      this.uplink.kick();
+    if (!this.devices.has(f.device_id)) {
+      // Deleted here: the tombstone answers. Never here (a cloud pairing not applied yet): its pairing frame
+      // carries the name, so there is nothing to answer.
+      if (this.deviceTombstone(f.device_id)) await this.echo("device", f.device_id);
       return;
     }
+    const row = this.db.sqlite.prepare("SELECT name, name_version FROM devices WHERE device_id = ?").get(f.device_id) as { name: string; name_version: number } | undefined;
+    if (!row || f.version <= row.name_version) return this.echo("device", f.device_id);
     // One statement sets the name and its version, so the rename trigger keeps the cloud's version and queues the echo.
     this.db.sqlite.prepare("UPDATE devices SET name = ?, name_version = ? WHERE device_id = ?").run(f.name, f.version, f.device_id);
     this.devices.applyName(f.device_id, f.name);
@@ -328,27 +352,79 @@ export class SyncService {
     this.uplink.kick();
   }
 
+  /**
+   * A device created in the cloud: paired here with the hash of the code chosen there, unless the hub has this
+   * pairing or a newer one, or deleted the id after the pairing was made. Synchronous up to the pairing, so the
+   * frames that follow (its schedules) find the device.
+   */
+  private async applyDevicePairing(f: LinkDevicePairing) {
+    if (this.devices.has(f.device_id)) {
+      if (this.devices.state(f.device_id).createdAt >= f.paired_at) return this.echo("device", f.device_id);
+      // An older pairing of this id: the newer one from the cloud replaces it.
+      this.devices.remove(f.device_id);
+    } else if ((this.deviceTombstone(f.device_id)?.version ?? -1) >= f.paired_at) {
+      return this.echo("device", f.device_id);
+    }
+    try {
+      this.devices.adopt({ deviceId: f.device_id, name: f.name, nameVersion: f.name_version, family: f.family, channel: f.channel, secretHash: f.secret_hash, pairedAt: f.paired_at });
+    } catch (err) {
+      // Not pairable here (a plug family this hub does not run): the hub answers with a deletion, so the cloud drops it.
+      this.log.warn({ deviceId: f.device_id, err: (err as Error).message }, "device from the cloud not paired; deleted on both sides");
+      this.tombstone("device", f.device_id, f.device_id, f.paired_at);
+      return this.echo("device", f.device_id);
+    }
+    this.log.info({ deviceId: f.device_id, family: f.family }, "device paired from the cloud");
+    this.uplink.kick();
+  }
+
+  /** A device deleted in the cloud: removed here (with its schedules), unless it was paired here after the deletion. */
+  private async applyDeviceRemoved(f: LinkDeviceRemoved) {
+    if (this.devices.has(f.device_id)) {
+      if (this.devices.state(f.device_id).createdAt > f.version) {
+        this.log.info({ deviceId: f.device_id }, "device deleted in the cloud was paired again here since; kept");
+        return this.echo("device", f.device_id);
+      }
+      this.devices.remove(f.device_id);
+      // The deletion's version is the cloud's (the trigger stamped the hub's clock).
+      this.db.sqlite.prepare("UPDATE sync_tombstones SET version = ? WHERE kind = 'device' AND ref = ?").run(f.version, f.device_id);
+      this.log.info({ deviceId: f.device_id, version: f.version }, "device removed from the cloud");
+    } else {
+      this.tombstone("device", f.device_id, f.device_id, f.version);
+    }
+    await this.echo("device", f.device_id);
+  }
+
+  /** A schedule created, edited or deleted in the cloud. */
   private async applyScheduleConfig(f: LinkScheduleConfig) {
     const s = this.db.sqlite;
     const current = s.prepare("SELECT version FROM schedules WHERE id = ?").get(f.schedule_id) as { version: number } | undefined;
-    const tomb = s.prepare("SELECT version FROM sync_tombstones WHERE kind = 'schedule' AND ref = ?").get(f.schedule_id) as { version: number } | undefined;
-    const mine = Math.max(current?.version ?? 0, tomb?.version ?? 0);
-    const echo = async () => {
-      await this.committer.write(this.outbox.insertOp("schedule", f.schedule_id, this.clock.now()), { now: true });
-      this.uplink.kick();
-    };
-    if (f.version <= mine || !this.devices.has(f.device_id)) return echo();
+    const deletedHere = !current && s.prepare("SELECT 1 FROM sync_tombstones WHERE kind = 'schedule' AND ref = ?").get(f.schedule_id) !== undefined;
+    const echo = () => this.echo("schedule", f.schedule_id);
+    if (deletedHere) {
+      if (f.deleted) this.tombstone("schedule", f.schedule_id, f.device_id, f.version);
+      return echo(); // final: an edit never brings it back
+    }
     if (f.deleted) {
       if (current) {
         s.prepare("DELETE FROM schedules WHERE id = ?").run(f.schedule_id);
         s.prepare("UPDATE sync_tombstones SET version = ? WHERE kind = 'schedule' AND ref = ?").run(f.version, f.schedule_id);
+        this.log.info({ scheduleId: f.schedule_id }, "schedule deleted from the cloud");
+        await this.schedules.reconcile(f.device_id, "edit");
       } else {
-        s.prepare("INSERT OR REPLACE INTO sync_tombstones (kind, ref, device_id, version) VALUES ('schedule', ?, ?, ?)").run(f.schedule_id, f.device_id, f.version);
+        this.tombstone("schedule", f.schedule_id, f.device_id, f.version);
       }
-      this.log.info({ scheduleId: f.schedule_id }, "schedule deleted from the cloud");
-      await this.schedules.reconcile(f.device_id, "edit");
       return echo();
     }
+    if (!this.devices.has(f.device_id)) {
+      // The device was deleted here: its schedules went with it. A device not here yet (its cloud pairing has
+      // not arrived) gets the schedule when the cloud sends it again after the pairing.
+      if (this.deviceTombstone(f.device_id)) {
+        this.tombstone("schedule", f.schedule_id, f.device_id, f.version);
+        return echo();
+      }
+      return;
+    }
+    if (current && f.version <= current.version) return echo();
     const parsed = CreateScheduleRequest.safeParse(f.rule);
     if (!parsed.success) {
       this.log.warn({ scheduleId: f.schedule_id, issues: parsed.error.issues.slice(0, 3) }, "schedule from the cloud is not valid here; kept the hub's");
@@ -368,9 +444,10 @@ export class SyncService {
       time_zone: r.time_zone ?? this.cfg.timeZone,
       enabled: r.enabled ? 1 : 0,
       reassert_on_boot: r.reassert_on_boot ? 1 : 0,
-      created_at: this.clock.now(),
+      created_at: f.created_at ?? this.clock.now(),
       version: f.version,
     };
+    // A changed version: the update trigger stays quiet and the echo below carries the cloud's version.
     s.prepare(
       `INSERT INTO schedules (id, device_id, type, name, days, at, from_time, to_time, action, time_zone, enabled, reassert_on_boot, created_at, version)
        VALUES (@id, @device_id, @type, @name, @days, @at, @from_time, @to_time, @action, @time_zone, @enabled, @reassert_on_boot, @created_at, @version)

@@ -56,7 +56,10 @@ export type Hub = z.infer<typeof Hub>;
 
 export const UpdateHubRequest = z.strictObject({ name: z.string().trim().min(1).max(100) }).meta({ id: "UpdateHubRequest" });
 
-export const CloudCreateDeviceRequest = CreateDeviceRequest.extend({ hub_id: HubId }).meta({ id: "CloudCreateDeviceRequest" });
+/** The seed's body works as is for a user who owns exactly one hub; with several, `hub_id` says which. */
+export const CloudCreateDeviceRequest = CreateDeviceRequest.extend({
+  hub_id: HubId.optional().meta({ description: "the hub to pair on; may be left out when you own exactly one hub" }),
+}).meta({ id: "CloudCreateDeviceRequest" });
 export type CloudCreateDeviceRequest = z.infer<typeof CloudCreateDeviceRequest>;
 
 export const ShareRequest = z.strictObject({ email: Email, role: ShareRole }).meta({ id: "ShareRequest" });

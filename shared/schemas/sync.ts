@@ -10,7 +10,12 @@ import { CommandName } from "./devices.js";
 import { PlugFamily } from "./devices.js";
 
 const Seq = z.number().int().positive();
-/** Milliseconds since the epoch of the edit at its origin; the higher version wins (last writer wins). */
+/**
+ * Milliseconds since the epoch of the edit at its origin, strictly greater than the version it replaced. The
+ * conflict rule (issue 6 §5, the same in hub/sync/sync-service.ts and cloud/sync/sync-service.ts): between two
+ * edits the higher version wins, and the hub's at equal versions; a deletion is final — it beats every edit of
+ * the item, older or newer — and only a new pairing (newer than the deletion) brings a device id back.
+ */
 const Version = z.number().int().nonnegative();
 
 export const SyncRollupRow = z.strictObject({ seq: Seq, kind: z.literal("rollup"), point: RollupPoint });
@@ -25,6 +30,11 @@ export const SyncDeviceRow = z.strictObject({
   family: PlugFamily.nullable(),
   channel: z.number().int().min(0).max(7).nullable(),
   version: Version,
+  /**
+   * When the hub's current pairing of this id was made (ms; absent on deletions and from older hubs). A deletion
+   * removes every pairing not newer than it; a pairing newer than a deletion is a new device (issue 6 §5).
+   */
+  paired_at: Version.optional(),
 });
 
 /** A relay change the hub saw (command, schedule, the plug's button), in order. */
@@ -58,6 +68,8 @@ export const SyncScheduleRow = z.strictObject({
   deleted: z.boolean(),
   rule: z.record(z.string(), z.unknown()).nullable(),
   version: Version,
+  /** When the schedule was created (ms), so both sides answer the same `created_at` (absent from older hubs). */
+  created_at: Version.optional(),
 });
 
 export const SyncRow = z.discriminatedUnion("kind", [SyncRollupRow, SyncDeviceRow, SyncRelayRow, SyncAlertRow, SyncScheduleRow]);
@@ -101,8 +113,30 @@ export const LinkScheduleConfig = z.strictObject({
   deleted: z.boolean(),
   rule: z.record(z.string(), z.unknown()).nullable(),
   version: Version,
+  created_at: Version.optional(),
 });
 export type LinkScheduleConfig = z.infer<typeof LinkScheduleConfig>;
+
+/**
+ * cloud → hub: a device created in the cloud (POST /devices), until the hub's device row echoes it. It carries
+ * the pairing code's scrypt hash in the hub's `scrypt$N$r$p$salt$hash` format, never the code itself: the hub
+ * checks the plug's MQTT password against it. `paired_at` is the pairing's version (see SyncDeviceRow).
+ */
+export const LinkDevicePairing = z.strictObject({
+  type: z.literal("device_pairing"),
+  device_id: DeviceId,
+  name: z.string().min(1).max(100),
+  name_version: Version,
+  family: PlugFamily,
+  channel: z.number().int().min(0).max(7),
+  secret_hash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/).max(200),
+  paired_at: Version,
+});
+export type LinkDevicePairing = z.infer<typeof LinkDevicePairing>;
+
+/** cloud → hub: a device deleted in the cloud at `version`, until the hub's deletion row echoes it. */
+export const LinkDeviceRemoved = z.strictObject({ type: z.literal("device_removed"), device_id: DeviceId, version: Version });
+export type LinkDeviceRemoved = z.infer<typeof LinkDeviceRemoved>;
 
 /** cloud → hub: who may use the hub's local API with a cloud grant (sent on connect and on every change). */
 export const LinkAccess = z.strictObject({
@@ -115,7 +149,7 @@ export const LinkAccess = z.strictObject({
 });
 export type LinkAccess = z.infer<typeof LinkAccess>;
 
-export const LinkDown = z.discriminatedUnion("type", [LinkCommand, LinkDeviceConfig, LinkScheduleConfig, LinkAccess]);
+export const LinkDown = z.discriminatedUnion("type", [LinkCommand, LinkDeviceConfig, LinkScheduleConfig, LinkDevicePairing, LinkDeviceRemoved, LinkAccess]);
 export type LinkDown = z.infer<typeof LinkDown>;
 
 export const LINK_COMMAND_STATUSES = ["confirmed", "offline", "timeout", "failed", "expired", "rejected"] as const;

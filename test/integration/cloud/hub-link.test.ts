@@ -7,7 +7,8 @@ import { startInflux, type TestInflux } from "../../helpers/influx.js";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres.js";
 import { SERVICE_START_MS, startTestCloud, type Backend, type TestCloud, type TestUser } from "../../helpers/cloud.js";
 import { openLink, openLive, type Frame } from "../../helpers/link-client.js";
-import { commands, devices } from "../../../cloud/db/schema.js";
+import { commands, deviceTombstones, devices } from "../../../cloud/db/schema.js";
+import { verifySecret } from "../../../cloud/auth/secrets.js";
 
 let influx: TestInflux;
 let postgres: TestPostgres;
@@ -263,5 +264,61 @@ describe.each<Backend>(["pglite", "postgres"])("hub link on %s", (backend) => {
     expect(echo.status).toBe(200);
     const [row] = await t.cloud.db.orm.select().from(devices).where(and(eq(devices.hubId, hub.hub_id), eq(devices.deviceId, "fan")));
     expect(row).toMatchObject({ name: "Ceiling fan", nameVersion: version, namePending: false });
+  });
+
+  /** Rows as the hub's uplink sends them (seqs above the ones earlier cases used). */
+  const hubSync = async (rows: unknown[]) => {
+    const res = await fetch(`${t.url}/hub/sync`, {
+      method: "POST",
+      headers: { authorization: `Basic ${Buffer.from(`${hub.hub_id}:${hub.hub_secret}`).toString("base64")}`, "content-type": "application/json" },
+      body: JSON.stringify({ rows }),
+    });
+    expect(res.status).toBe(200);
+  };
+
+  it("issue 6 §5: a cloud-created device goes to the hub as LinkDevicePairing (the code's scrypt hash, never the code) until the hub's row confirms it; a cloud deletion goes as LinkDeviceRemoved until echoed, and no row of the deleted pairing brings it back", async () => {
+    const created = await t.api("/devices", { body: { hub_id: hub.hub_id, device_id: "kettle", name: "Kettle", pairing_code: "kettle-code-1" }, token: ann.token });
+    expect(created.status).toBe(201);
+    const pairedAt = Date.parse((await created.json()).created_at);
+    const link = await openLink(t.url, hub);
+    let pairing: Frame;
+    try {
+      pairing = await link.next((f) => f.type === "device_pairing" && f.device_id === "kettle");
+      expect(pairing).toEqual({ type: "device_pairing", device_id: "kettle", name: "Kettle", name_version: pairedAt, family: "native", channel: 0, secret_hash: expect.stringMatching(/^scrypt\$/), paired_at: pairedAt });
+      expect(await verifySecret("kettle-code-1", pairing.secret_hash as string)).toBe(true);
+      expect(JSON.stringify(link.frames)).not.toContain("kettle-code-1");
+    } finally {
+      link.ws.terminate();
+      await link.closed;
+    }
+    // The hub's row for that pairing confirms it: nothing owed, and the cloud forgets the hash.
+    await hubSync([{ seq: 11, kind: "device", device_id: "kettle", deleted: false, name: "Kettle", family: "native", channel: 0, version: pairedAt, paired_at: pairedAt }]);
+    const kettle = async () => (await t.cloud.db.orm.select().from(devices).where(and(eq(devices.hubId, hub.hub_id), eq(devices.deviceId, "kettle"))))[0];
+    expect(await kettle()).toMatchObject({ pairingPending: false, namePending: false, secretHash: null });
+
+    expect((await t.api("/devices/kettle", { method: "DELETE", token: ann.token })).status).toBe(204);
+    const again = await openLink(t.url, hub);
+    let removed: Frame;
+    try {
+      removed = await again.next((f) => f.type === "device_removed");
+      expect(removed).toEqual({ type: "device_removed", device_id: "kettle", version: expect.any(Number) });
+      expect(removed.version as number).toBeGreaterThan(pairedAt);
+      expect(again.frames.some((f) => f.type === "device_pairing" && f.device_id === "kettle")).toBe(false);
+    } finally {
+      again.ws.terminate();
+      await again.closed;
+    }
+    const tomb = async () => (await t.cloud.db.orm.select().from(deviceTombstones).where(and(eq(deviceTombstones.hubId, hub.hub_id), eq(deviceTombstones.deviceId, "kettle"))))[0];
+    // A rename the hub made to the old pairing meanwhile (a newer version) does not bring it back: deletions are final.
+    await hubSync([{ seq: 12, kind: "device", device_id: "kettle", deleted: false, name: "Renamed on the hub", family: "native", channel: 0, version: (removed.version as number) + 1000, paired_at: pairedAt }]);
+    expect((await t.api("/devices/kettle", { token: ann.token })).status).toBe(404);
+    expect(await tomb()).toMatchObject({ version: removed.version, pending: true });
+    // The hub's deletion echo settles it.
+    await hubSync([{ seq: 13, kind: "device", device_id: "kettle", deleted: true, name: null, family: null, channel: null, version: removed.version }]);
+    expect(await tomb()).toMatchObject({ pending: false });
+    // Paired again on the hub after the deletion: a new device.
+    await hubSync([{ seq: 14, kind: "device", device_id: "kettle", deleted: false, name: "New kettle", family: "native", channel: 0, version: (removed.version as number) + 5000, paired_at: (removed.version as number) + 5000 }]);
+    expect(await (await t.api("/devices/kettle", { token: ann.token })).json()).toMatchObject({ device_id: "kettle", name: "New kettle", created_at: new Date((removed.version as number) + 5000).toISOString() });
+    expect(await tomb()).toBeUndefined();
   });
 });

@@ -211,7 +211,7 @@ describe.each<Backend>(["pglite", "postgres"])("POST /hub/sync on %s", (backend)
     expect(after.map((d) => d.device_id)).toEqual(["early-1", "later"]);
   });
 
-  it("device names: last writer wins by version, in both orders; a tie keeps the stored name", async () => {
+  it("device names: last writer wins by version, in both orders; at a tie the hub's row wins (issue 6 §5 conflict rule)", async () => {
     const ann = await t.user("ann-lww");
     const cred = await t.hub(ann);
     // Newer first, then older: the older one loses.
@@ -220,9 +220,9 @@ describe.each<Backend>(["pglite", "postgres"])("POST /hub/sync on %s", (backend)
     // Older first, then newer: the newer one wins.
     await sync(t, cred, [deviceRow(3, "lww-b", "Older", 100), deviceRow(4, "lww-b", "Newer", 200)]);
     expect((await (await t.api("/devices/lww-b", { token: ann.token })).json()).name).toBe("Newer");
-    // Same version: the stored name stays.
+    // Same version: the hub is the authority, its name is taken (the hub keeps its own at a tie too, so both end equal).
     await sync(t, cred, [deviceRow(5, "lww-b", "Tie", 200)]);
-    expect((await (await t.api("/devices/lww-b", { token: ann.token })).json()).name).toBe("Newer");
+    expect((await (await t.api("/devices/lww-b", { token: ann.token })).json()).name).toBe("Tie");
 
     // A cloud rename is a newer version: a hub edit older than it loses, a later one wins.
     const renamed = await t.api("/devices/lww-a", { method: "PATCH", body: { name: "From the app" }, token: ann.token });

@@ -95,6 +95,41 @@ describe.each<Backend>(["pglite", "postgres"])("hubs and devices on %s", (backen
     expect((await t.api("/devices/kitchen-1", { token: bo.token })).status).toBe(404);
   });
 
+  it("issue 6 §5: the seed's body without hub_id pairs on the user's only hub; with several hubs (or none) it is a 400 naming hub_id", async () => {
+    const cy = await t.user("cy-seed");
+    const seed = { device_id: "seed-1", name: "Seed plug", pairing_code: "seed-code-1" };
+    const none = await t.api("/devices", { body: seed, token: cy.token });
+    expect(none.status).toBe(400);
+    expect(await none.json()).toEqual({
+      type: "https://smartplug.dev/problems/validation",
+      title: "Request is invalid",
+      status: 400,
+      detail: "you own no hub to pair this device on: claim your hub first (POST /hubs/claim)",
+      instance: "/devices",
+      errors: [{ path: "hub_id", message: "you own no hub" }],
+    });
+    const hub = await t.hub(cy);
+    const res = await t.api("/devices", { body: seed, token: cy.token });
+    expect(res.status).toBe(201);
+    expect((await res.json()).mqtt).toEqual({ host: "hub.local", port: 1883, client_id: "seed-1", username: "seed-1", password: "seed-code-1", topic: "smartplug/seed-1" });
+    expect((await (await t.api(`/devices/${hub.hub_id}~seed-1`, { token: cy.token })).json()).name).toBe("Seed plug");
+    const hub2 = await t.hub(cy);
+    const several = await t.api("/devices", { body: { ...seed, device_id: "seed-2" }, token: cy.token });
+    expect(several.status).toBe(400);
+    const problem = await several.json();
+    expect(problem).toEqual({
+      type: "https://smartplug.dev/problems/validation",
+      title: "Request is invalid",
+      status: 400,
+      detail: "you own several hubs: say which one in hub_id",
+      instance: "/devices",
+      errors: [{ path: "hub_id", message: "required when you own more than one hub" }],
+      hub_ids: expect.any(Array),
+    });
+    expect([...problem.hub_ids].sort()).toEqual([hub.hub_id, hub2.hub_id].sort());
+    expect((await t.api("/devices", { body: { ...seed, device_id: "seed-2", hub_id: hub2.hub_id }, token: cy.token })).status).toBe(201);
+  });
+
   it("shares a device and a whole hub as viewer or controller, and revokes", async () => {
     const [own, friend] = [await t.user("own"), await t.user("friend")];
     const hub = await t.hub(own);
@@ -269,7 +304,16 @@ const ROUTES: { name: string; method: string; path: (id: string) => string; body
   { name: "POST /devices/{id}/shares", method: "POST", path: (id) => `/devices/${id}/shares`, body: { email: "third@example.com", role: "viewer" }, owner: 201, controller: 403, viewer: 403 },
   { name: "DELETE /devices/{id}/shares/{userId}", method: "DELETE", path: (id) => `/devices/${id}/shares/00000000-0000-0000-0000-000000000000`, owner: 404, controller: 403, viewer: 403 },
   { name: "DELETE /devices/{id}", method: "DELETE", path: (id) => `/devices/${id}`, owner: 204, controller: 403, viewer: 403 },
+  // Schedules (issue 6 §5): owners and controllers write, viewers read. `/schedules/{sid}` names the fixture's schedule.
+  { name: "GET /devices/{id}/schedules", method: "GET", path: (id) => `/devices/${id}/schedules`, owner: 200, controller: 200, viewer: 200 },
+  { name: "POST /devices/{id}/schedules", method: "POST", path: (id) => `/devices/${id}/schedules`, body: { type: "weekly", days: [1], at: "07:00", action: "on" }, owner: 201, controller: 201, viewer: 403 },
+  { name: "GET /schedules/{sid}", method: "GET", path: (id) => `/schedules/${scheduleOf.get(id) ?? id}`, owner: 200, controller: 200, viewer: 200 },
+  { name: "PATCH /schedules/{sid}", method: "PATCH", path: (id) => `/schedules/${scheduleOf.get(id) ?? id}`, body: { name: "Pwned" }, owner: 200, controller: 200, viewer: 403 },
+  // The controller deletes it; the owner, coming last, finds it gone.
+  { name: "DELETE /schedules/{sid}", method: "DELETE", path: (id) => `/schedules/${scheduleOf.get(id) ?? id}`, owner: 404, controller: 204, viewer: 403 },
 ];
+/** The schedule each fixture device has (device id → schedule id). */
+const scheduleOf = new Map<string, string>();
 const HUB_ROUTES: { name: string; method: string; path: (id: string) => string; body?: unknown; owner: number; controller: number; viewer: number }[] = [
   { name: "GET /hubs/{id}", method: "GET", path: (id) => `/hubs/${id}`, owner: 200, controller: 200, viewer: 200 },
   { name: "PATCH /hubs/{id}", method: "PATCH", path: (id) => `/hubs/${id}`, body: { name: "Mine" }, owner: 200, controller: 403, viewer: 403 },
@@ -309,6 +353,9 @@ describe.each<Backend>(["pglite", "postgres"])("A10/A11: BOLA matrix on %s", (ba
     await share(controller, "controller");
     await share(viewer, "viewer");
     await t.api(`/hubs/${hub.hub_id}/tariff`, { method: "PUT", body: { type: "flat", currency: "EUR", price_per_kwh: 0.25 }, token: owner.token });
+    const sched = await t.api(`/devices/${id}/schedules`, { body: { type: "window", from: "18:00", to: "23:00" }, token: owner.token });
+    if (sched.status !== 201) throw new Error(`schedule failed ${sched.status}`);
+    scheduleOf.set(id, (await sched.json()).id as string);
     return { id, hubId: hub.hub_id };
   }
 
@@ -332,8 +379,8 @@ describe.each<Backend>(["pglite", "postgres"])("A10/A11: BOLA matrix on %s", (ba
         const theirs = await call(r, id, stranger);
         const none = await call(r, missing, stranger);
         expect(theirs.status).toBe(404);
-        const norm = (b: Record<string, unknown>, x: string) => JSON.parse(JSON.stringify(b).split(x).join("ID"));
-        expect(norm(await theirs.json(), id)).toEqual(norm(await none.json(), missing));
+        const norm = (b: Record<string, unknown>, ...xs: string[]) => JSON.parse(xs.reduce((j, x) => j.split(x).join("ID"), JSON.stringify(b)));
+        expect(norm(await theirs.json(), scheduleOf.get(id) ?? id, id)).toEqual(norm(await none.json(), missing));
         // Nothing changed for the owner.
         const before = await (await t.api(`/devices/${id}`, { token: owner.token })).json();
         expect((await call(r, id, stranger)).status).toBe(404);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { edgesBetween, latestEdge, type RuleSpec } from "../../../hub/schedules/schedule-math.js";
+import { edgesBetween, latestEdge, type RuleSpec } from "../../../shared/schedule-math.js";
 
 const daily = (at: string, zone: string, action: "on" | "off" = "on"): RuleSpec => ({ id: `r-${at}`, type: "weekly", days: [1, 2, 3, 4, 5, 6, 7], at, from: null, to: null, action, timeZone: zone, enabled: true });
 const fires = (rule: RuleSpec, fromIso: string, toIso: string) => edgesBetween(rule, Date.parse(fromIso), Date.parse(toIso)).map((e) => new Date(e.ts).toISOString());

@@ -1,4 +1,5 @@
-// Schedule edges in local time (issue 4 §1, RELIABILITY F10/F11). The DST policy:
+// Schedule edges in local time (issue 4 §1, RELIABILITY F10/F11). In shared/ because the hub runs schedules
+// and the cloud answers `next_run` for the same rules (issue 6 §5: the same GET answers on both). The DST policy:
 //   - a time inside the spring-forward gap (02:30 when clocks jump 02:00 → 03:00) fires once, right after
 //     the gap (at the first instant that exists past it);
 //   - a time inside the repeated hour of fall-back (01:30 when clocks go 02:00 → 01:00) fires once, at its
