@@ -8,6 +8,7 @@ import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../sh
 import { HealthResponse } from "../../shared/schemas/health.js";
 import { Tariff, EnergyQuery, EnergyResponse } from "../../shared/schemas/energy.js";
 import { Problem } from "../../shared/schemas/common.js";
+import { MAX_SYNC_ROWS, SyncAck, SyncRejected, SyncRow } from "../../shared/schemas/sync.js";
 import {
   ChangePasswordRequest,
   ClaimCode,
@@ -39,6 +40,11 @@ const errors = {
   "404": problem("no such device (also for devices you may not see)"),
 };
 const hubErrors = { ...errors, "404": problem("no such hub (also for hubs you may not see)") };
+/** POST /hub/sync's body as documented: the rows the cloud accepts (it reads `rows` as unknown and validates each, see SyncRejected). */
+const SyncBatchDoc = z.strictObject({ rows: z.array(SyncRow).min(1).max(MAX_SYNC_ROWS) }).meta({ id: "SyncBatch", description: "outbox rows in sequence order; send as gzip (Content-Encoding: gzip), at most 8 MB inflated" });
+const SyncRejectedProblem = z
+  .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string().optional(), instance: z.string().optional(), rejected: z.array(SyncRejected) })
+  .meta({ id: "SyncRejectedProblem", description: "RFC 9457 problem naming each refused row by seq and index: the hub dead-letters exactly those and resends the rest (RELIABILITY F7)" });
 const schedParam = { path: z.object({ sid: z.string().meta({ description: "schedule id" }) }) };
 const schedErrors = { ...errors, "404": problem("no such schedule (also for schedules on devices you may not see)") };
 
@@ -82,6 +88,22 @@ export function buildCloudOpenApi() {
           summary: "A hub registers itself and receives its credential and a claim code to show its owner",
           requestBody: body(RegisterHubRequest),
           responses: { "201": json(HubCredential, "registered"), "400": errors["400"], "429": problem("too many registrations from this address") },
+        },
+      },
+      "/hub/sync": {
+        post: {
+          security: [{ hub: [] }],
+          summary:
+            "The hub's uplink (issue 6 §2): a batch of its outbox, stored idempotently (rollups in InfluxDB, the rest in the database); the answer names the highest sequence durably stored. The hub's link is GET /hub/link, a WebSocket upgrade with the same credential",
+          requestBody: { required: true, content: { "application/json": { schema: SyncBatchDoc } } },
+          responses: {
+            "200": json(SyncAck, "stored up to acked_seq (a redelivered batch stores nothing twice)"),
+            "401": problem("hub credential invalid"),
+            "413": problem("more than 8 MB after inflating; send fewer rows"),
+            "415": problem("not application/json"),
+            "422": { description: "rows refused; nothing of the batch was stored", content: { "application/problem+json": { schema: SyncRejectedProblem } } },
+            "503": problem("InfluxDB unavailable; retry the same batch after Retry-After"),
+          },
         },
       },
       "/hub/claim-code": {

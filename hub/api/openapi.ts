@@ -9,6 +9,7 @@ import { Problem } from "../../shared/schemas/common.js";
 import { CreateScheduleRequest, UpdateScheduleRequest, Schedule } from "../../shared/schemas/schedules.js";
 import { Tariff, EnergyQuery, EnergyResponse } from "../../shared/schemas/energy.js";
 import { Alert, AlertQuery, AlertSettings } from "../../shared/schemas/alerts.js";
+import { ClaimCode } from "../../shared/schemas/cloud.js";
 
 const json = <S extends z.ZodType>(schema: S, description: string) => ({ description, content: { "application/json": { schema } } });
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: Problem } } });
@@ -20,6 +21,52 @@ const errors = {
   "401": problem("missing or invalid access token"),
   "404": problem("no such device (also for devices you may not see)"),
 };
+
+const ms = z.number().int().nullable();
+
+/** GET /cloud (issue 6 §8): what hub/sync/sync-service.ts status() answers, documented here (a hub-only route). */
+export const CloudStatus = z
+  .object({
+    enabled: z.boolean().meta({ description: "false without HUB_CLOUD_URL: nothing leaves the LAN" }),
+    cloud_url: z.string().nullable(),
+    hub_id: z.string().nullable(),
+    registered: z.boolean(),
+    claimed: z.boolean(),
+    claim_code: z.string().nullable().meta({ description: "shown until the hub is claimed or the code expires" }),
+    claim_expires_at: z.string().nullable(),
+    link: z.object({
+      state: z.enum(["connected", "connecting", "disconnected", "disabled"]),
+      connected_since: ms,
+      last_error: z.string().nullable(),
+      reconnects: z.number().int(),
+      frames_in: z.number().int(),
+      frames_bad: z.number().int(),
+    }),
+    uplink: z.object({
+      state: z.enum(["idle", "sending", "backoff", "rate_limited", "credential_rejected", "endpoint_refused", "disabled"]).meta({
+        description: "credential_rejected: the cloud refused the hub credential (401/403); endpoint_refused: HUB_CLOUD_URL answers 404/405/… — paused, nothing dead-lettered",
+      }),
+      last_success_at: ms,
+      last_attempt_at: ms,
+      last_error: z.string().nullable(),
+      next_attempt_at: ms,
+      consecutive_failures: z.number().int(),
+      batches_sent: z.number().int(),
+      rows_sent: z.number().int(),
+      acked_seq: z.number().int(),
+    }),
+    outbox: z.object({
+      depth: z.number().int().meta({ description: "rows waiting" }),
+      bytes: z.number().int().meta({ description: "what the waiting rows take on disk in the outbox (HUB_OUTBOX_MAX_MB bounds it)" }),
+      oldest_seq: ms,
+      oldest_queued_at: ms,
+      oldest_unsent_age_s: z.number().int().nullable(),
+      dropped: z.record(z.string(), z.number().int()).meta({ description: "rows dropped before reaching the cloud, by reason (max_age, full_rollup_1m, …), kept across restarts" }),
+      last_dropped_at: ms,
+      dead_lettered: z.number().int().meta({ description: "rows the cloud refused, kept in sync_dead_letters with its reason" }),
+    }),
+  })
+  .meta({ id: "CloudStatus" });
 
 export function buildOpenApi() {
   return createDocument({
@@ -114,6 +161,16 @@ export function buildOpenApi() {
           requestParams: { ...idParam, query: EnergyQuery },
           summary: "kWh and cost per local day, ISO week or month (default: the last 7 days / 4 weeks / 12 months)",
           responses: { "200": json(EnergyResponse, "energy and cost"), ...errors },
+        },
+      },
+      "/cloud": {
+        get: { security: secured, summary: "The hub's link to the cloud: registration, claim code, link, uplink and outbox (issue 6)", responses: { "200": json(CloudStatus, "cloud status"), "401": errors["401"] } },
+      },
+      "/cloud/claim-code": {
+        post: {
+          security: secured,
+          summary: "A fresh claim code from the cloud (the previous one stops working); owner only",
+          responses: { "200": json(ClaimCode, "new claim code"), "401": errors["401"], "403": problem("not the owner"), "404": problem("this hub has no cloud (HUB_CLOUD_URL is not set)") },
         },
       },
       "/health": { get: { responses: { "200": json(HealthResponse, "healthy or degraded"), "503": json(HealthResponse, "unhealthy") } } },

@@ -284,7 +284,8 @@ describe.each(BACKENDS)("API surface on %s", (backend) => {
   it("documents every route it serves in /openapi.json, with its method", async () => {
     const { buildCloudApi } = await import("../../../cloud/api/app.js");
     // Routes are registered without touching the services; only these settings are read while building.
-    const app = buildCloudApi({ corsOrigins: [], hubRegistrationsPerHour: 1, trustProxy: false } as unknown as Parameters<typeof buildCloudApi>[0]);
+    // With hubSync, as startCloud builds it: POST /hub/sync is one of the routes (issue 6).
+    const app = buildCloudApi({ corsOrigins: [], hubRegistrationsPerHour: 1, trustProxy: false, hubSync: {} } as unknown as Parameters<typeof buildCloudApi>[0]);
     const stack = (app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router.stack;
     const served = stack
       .filter((l) => l.route)
@@ -293,6 +294,7 @@ describe.each(BACKENDS)("API surface on %s", (backend) => {
     const doc = await (await t.api("/openapi.json")).json();
     const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
     expect(served.length).toBeGreaterThan(30);
+    expect(served).toContain("POST /hub/sync");
     expect(served.filter((r) => !documented.includes(r))).toEqual([]);
     expect(documented.filter((r) => !served.includes(r))).toEqual([]);
   });
