@@ -51,6 +51,8 @@ export class TooManyRequestsError extends defineError("too-many-requests", 429, 
   }
 }
 export class StorageUnavailableError extends defineError("storage-unavailable", 503, "Storage is unavailable") {}
+/** The hub cannot reach its cloud, or is not registered with it yet: retry later (nothing local depends on it). */
+export class CloudUnavailableError extends defineError("cloud-unavailable", 503, "Cloud is unavailable") {}
 export class CommandNotConfirmedError extends defineError("command-not-confirmed", 504, "Plug did not confirm the command") {}
 
 export function toProblem(err: AppError, instance?: string): ProblemBody {

@@ -272,8 +272,10 @@ export function buildHubApi(d: HubApiDeps): express.Express {
 
   // --- operations ---
   // --- the cloud (issue 6) ---
-  app.get("/cloud", auth, (_req, res) => {
-    res.json(d.sync.status());
+  app.get("/cloud", auth, (_req, res: Response<unknown, Locals>) => {
+    const st = d.sync.status();
+    // The claim code gives the hub to whoever types it in the cloud: only the owner sees it.
+    res.json(res.locals.user.role === "owner" ? st : { ...st, claim_code: null, claim_expires_at: null });
   });
   app.post("/cloud/claim-code", auth, ownerOnly, async (_req, res) => {
     if (!d.sync.enabled) throw new NotFoundError("this hub has no cloud (HUB_CLOUD_URL is not set)");

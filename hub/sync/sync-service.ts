@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import type { HubDb } from "../db/open-db.js";
 import { getMeta } from "../db/open-db.js";
 import type { HubBus } from "../bus.js";
+import { CloudUnavailableError } from "../../shared/problem.js";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { GroupCommitter, WriteOp } from "../ingest/group-committer.js";
@@ -197,14 +198,21 @@ export class SyncService {
   /** A fresh claim code from the cloud (the previous one stops working). */
   async newClaimCode(): Promise<{ claim_code: string; claim_expires_at: string }> {
     const cred = this.cred;
-    if (!this.cfg.cloudUrl || !cred) throw new Error("this hub is not registered with a cloud");
-    const res = await fetch(`${this.cfg.cloudUrl}/hub/claim-code`, {
-      method: "POST",
-      headers: { authorization: `Basic ${Buffer.from(`${cred.hubId}:${cred.secret}`).toString("base64")}` },
-      signal: AbortSignal.timeout(this.cfg.uplink.requestTimeoutMs),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`the cloud answered ${res.status}: ${text.slice(0, 200)}`);
+    if (!this.cfg.cloudUrl || !cred) throw new CloudUnavailableError("this hub has not registered with the cloud yet (it keeps trying); try again once GET /cloud shows a hub_id");
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${this.cfg.cloudUrl}/hub/claim-code`, {
+        method: "POST",
+        headers: { authorization: `Basic ${Buffer.from(`${cred.hubId}:${cred.secret}`).toString("base64")}` },
+        signal: AbortSignal.timeout(this.cfg.uplink.requestTimeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      throw new CloudUnavailableError(`the cloud did not answer: ${e.name === "TimeoutError" ? `no answer within ${this.cfg.uplink.requestTimeoutMs} ms` : (e.cause?.code ?? e.message)}`);
+    }
+    if (!res.ok) throw new CloudUnavailableError(`the cloud refused a new claim code (HTTP ${res.status}): ${text.slice(0, 200)}`);
     const c = JSON.parse(text) as { claim_code: string; claim_expires_at: string };
     this.claim = { code: c.claim_code, expiresAt: Date.parse(c.claim_expires_at) };
     await this.committer.write(metaOp("cloud_claim", JSON.stringify(this.claim)), { now: true });
