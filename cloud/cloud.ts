@@ -97,6 +97,14 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
     // creates the databases on the first time-series call that reaches InfluxDB.
     await rollups.ensureDatabases().catch((err: unknown) => log.warn({ err: (err as Error).message }, "InfluxDB not ready at start; will retry on use"));
 
+    const hubLinkStates = async () => {
+      if (o.link) return null; // a test's own link double: no per-hub states
+      return linkServer.linkStates(clock.now()).catch((err: unknown) => {
+        log.warn({ err: (err as Error).message }, "hub link states not counted");
+        return null;
+      });
+    };
+
     async function health(): Promise<HealthResponse> {
       const dbStatus = await db.ping().then(
         () => ({ status: "healthy" as const, backend: db.backend, last_error: null }),
@@ -110,7 +118,8 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
         database: dbStatus,
         // Without InfluxDB the cloud still serves accounts, devices and commands: degraded, not down.
         influxdb: { ...influxStatus, status: influxStatus.status === "healthy" ? "healthy" : "degraded" },
-        link: { status: "healthy", connected_hubs: link.connectedCount() },
+        // connected_hubs as in the seed; hubs: claimed hubs by link state, bounded (GET /hubs has each hub's).
+        link: { status: "healthy", connected_hubs: link.connectedCount(), hubs: await hubLinkStates() },
       };
       const statuses = Object.values(components).map((c) => c.status);
       return {

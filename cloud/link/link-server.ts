@@ -9,7 +9,7 @@
 import { WebSocketServer, type WebSocket } from "ws";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { and, asc, eq, inArray, or } from "drizzle-orm";
+import { and, asc, eq, inArray, or, sql } from "drizzle-orm";
 import { Counter, Gauge } from "prom-client";
 import type { CloudOrm } from "../db/open-db.js";
 import { commands, deviceTombstones, deviceUsers, devices, hubUsers, hubs, schedules, users } from "../db/schema.js";
@@ -126,6 +126,27 @@ export class LinkServer implements HubLink {
 
   connectedCount(): number {
     return this.links.size;
+  }
+
+  /**
+   * Claimed hubs by link state, for /health (issue 6 §8): four counts however many hubs there are (GET /hubs
+   * shows each hub's own state). `disconnected_over_24h`: not connected and not seen for a day.
+   */
+  async linkStates(now: number): Promise<{ connected: number; disconnected: number; disconnected_over_24h: number; unclaimed_connected: number }> {
+    const ids = [...this.links.keys()];
+    const linked = inArray(hubs.id, ids);
+    const dayAgo = new Date(now - 86_400_000).toISOString();
+    const [r] = await this.db
+      .select({
+        claimed: sql<number>`(count(*) filter (where ${hubs.ownerId} is not null))::int`,
+        connected: sql<number>`(count(*) filter (where ${hubs.ownerId} is not null and ${linked}))::int`,
+        stale: sql<number>`(count(*) filter (where ${hubs.ownerId} is not null and not ${linked} and (${hubs.lastSeen} is null or ${hubs.lastSeen} < ${dayAgo}::timestamptz)))::int`,
+      })
+      .from(hubs);
+    const claimed = Number(r?.claimed ?? 0);
+    const connected = Number(r?.connected ?? 0);
+    const stale = Number(r?.stale ?? 0);
+    return { connected, disconnected: claimed - connected - stale, disconnected_over_24h: stale, unclaimed_connected: Math.max(0, ids.length - connected) };
   }
 
   offer(cmd: QueuedCommand): boolean {

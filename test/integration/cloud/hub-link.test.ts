@@ -7,6 +7,7 @@ import { startInflux, type TestInflux } from "../../helpers/influx.js";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres.js";
 import { SERVICE_START_MS, startTestCloud, type Backend, type TestCloud, type TestUser } from "../../helpers/cloud.js";
 import { openLink, openLive, type Frame } from "../../helpers/link-client.js";
+import { eventually } from "../../helpers/mqtt.js";
 import { commands, deviceTombstones, devices } from "../../../cloud/db/schema.js";
 import { verifySecret } from "../../../cloud/auth/secrets.js";
 
@@ -63,7 +64,11 @@ describe.each<Backend>(["pglite", "postgres"])("hub link on %s", (backend) => {
         issued_at: expect.any(Number),
       });
       expect(access.public_key_pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);
-      expect((await (await t.api("/health")).json()).components.link).toEqual({ status: "healthy", connected_hubs: 1 });
+      expect((await (await t.api("/health")).json()).components.link).toEqual({
+        status: "healthy",
+        connected_hubs: 1,
+        hubs: { connected: 1, disconnected: 0, disconnected_over_24h: 0, unclaimed_connected: 0 },
+      });
       expect((await (await t.api(`/hubs/${hub.hub_id}`, { token: ann.token })).json()).link).toBe("connected");
 
       const second = await openLink(t.url, hub);
@@ -74,6 +79,30 @@ describe.each<Backend>(["pglite", "postgres"])("hub link on %s", (backend) => {
       await second.closed;
     } finally {
       link.ws.terminate();
+    }
+  });
+
+  it("issue 6 §8: /health counts claimed hubs by link state (connected, disconnected, not seen for 24 h) and connected unclaimed hubs; GET /hubs has each hub's state", async () => {
+    const states = async () => (await (await t.api("/health")).json()).components.link;
+    const fresh = (await (await t.api("/hubs/register", { body: { mqtt_host: "hub.local", mqtt_port: 1883 } })).json()) as { hub_id: string; hub_secret: string };
+    const link = await openLink(t.url, hub);
+    const unclaimed = await openLink(t.url, fresh);
+    try {
+      await link.next(isAccess);
+      expect(await states()).toEqual({ status: "healthy", connected_hubs: 2, hubs: { connected: 1, disconnected: 0, disconnected_over_24h: 0, unclaimed_connected: 1 } });
+    } finally {
+      link.ws.close();
+      unclaimed.ws.close();
+      await Promise.all([link.closed, unclaimed.closed]);
+    }
+    const gone = await eventually(states, (l) => l.connected_hubs === 0, "links closed");
+    expect(gone).toEqual({ status: "healthy", connected_hubs: 0, hubs: { connected: 0, disconnected: 1, disconnected_over_24h: 0, unclaimed_connected: 0 } });
+    expect((await (await t.api(`/hubs/${hub.hub_id}`, { token: ann.token })).json()).link).toBe("disconnected");
+    offset = 25 * 3_600_000; // a day later (the cloud's clock), not back
+    try {
+      expect((await states()).hubs).toEqual({ connected: 0, disconnected: 0, disconnected_over_24h: 1, unclaimed_connected: 0 });
+    } finally {
+      offset = 0;
     }
   });
 

@@ -122,7 +122,7 @@ describe("npm run cloud (cloud/main.ts as a process)", () => {
       components: {
         database: { status: "healthy", backend: "postgres", last_error: null },
         influxdb: { status: "healthy", last_error: null },
-        link: { status: "healthy", connected_hubs: 0 },
+        link: { status: "healthy", connected_hubs: 0, hubs: { connected: 0, disconnected: 0, disconnected_over_24h: 0, unclaimed_connected: 0 } },
       },
     });
     const reg = await fetch(`${url}/auth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "pg@example.com", password: "pg-password-1" }) });

@@ -230,7 +230,7 @@ describe.each<Backend>(["pglite", "postgres"])("on %s", (backend) => {
         components: {
           database: { status: "healthy", backend, last_error: null },
           influxdb: { status: "healthy", last_error: null },
-          link: { status: "healthy", connected_hubs: 0 },
+          link: { status: "healthy", connected_hubs: 0, hubs: { connected: 0, disconnected: expect.any(Number), disconnected_over_24h: 0, unclaimed_connected: 0 } },
         },
       });
     });
