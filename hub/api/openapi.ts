@@ -32,7 +32,7 @@ export const CloudStatus = z
     hub_id: z.string().nullable(),
     registered: z.boolean(),
     claimed: z.boolean(),
-    claim_code: z.string().nullable().meta({ description: "shown until the hub is claimed or the code expires" }),
+    claim_code: z.string().nullable().meta({ description: "shown to the owner until the hub is claimed or the code expires" }),
     claim_expires_at: z.string().nullable(),
     link: z.object({
       state: z.enum(["connected", "connecting", "disconnected", "disabled"]),
@@ -170,7 +170,7 @@ export function buildOpenApi() {
         post: {
           security: secured,
           summary: "A fresh claim code from the cloud (the previous one stops working); owner only",
-          responses: { "200": json(ClaimCode, "new claim code"), "401": errors["401"], "403": problem("not the owner"), "404": problem("this hub has no cloud (HUB_CLOUD_URL is not set)") },
+          responses: { "200": json(ClaimCode, "new claim code"), "401": errors["401"], "403": problem("not the owner"), "404": problem("this hub has no cloud (HUB_CLOUD_URL is not set)"), "503": problem("not registered with the cloud yet, or the cloud does not answer") },
         },
       },
       "/health": { get: { responses: { "200": json(HealthResponse, "healthy or degraded"), "503": json(HealthResponse, "unhealthy") } } },
