@@ -284,11 +284,21 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(fridge.relay_state).toBe(bulk.lastRelay);
   });
 
-  it("F7 behind a proxy: a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through", async () => {
+  it("F7 behind a proxy: a 413 halves the batch; a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through", async () => {
     const { owner, from } = await setup(10);
     const { hubId } = await claim(hub!, cloud!, owner);
     await drained(hub!);
     const p = proxy!;
+
+    // 413 from a proxy with a small body limit: the batch is halved (twice here), nothing is dead-lettered.
+    await hub!.pair("bulk-1");
+    p.fault = { kind: "status", status: 413, times: 2 };
+    const mark = p.syncRequests.length;
+    queueBulk(hub!, "bulk-1", { rollups: 800, relayEvery: 50, fromMs: from - 3 * 86_400_000 });
+    await eventually(async () => hub!.hub.sync.status().outbox.depth, (d) => d === 0, "drained after two 413s", 15_000);
+    expect(p.syncRequests.slice(mark, mark + 3).map((r) => r.outcome)).toEqual(["status 413", "status 413", "forwarded"]);
+    expect(hub!.hub.sync.status().outbox.dead_lettered).toBe(0);
+    expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="http_413"} 2');
 
     // Every request refused with a bare 400: bisecting reaches one row, the probe is refused too → pause.
     await hub!.pair("bulk-2");
