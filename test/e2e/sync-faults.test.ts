@@ -46,7 +46,9 @@ describe("fault matrix: hub ↔ cloud", () => {
       const from = Math.floor(Date.now() / MIN) * MIN - 8 * 60 * MIN;
       seedHistory(dataDir, ["f2-a", "f2-b", "f2-c"], from, 8 * 60 - 3);
       const [httpPort, mqttPort] = [await freePort(), await freePort()];
-      const env = { HUB_CLOUD_URL: proxy.url, HUB_SYNC_INTERVAL_MS: "200", HUB_ROLLUP_INTERVAL_MS: "200", HUB_SYNC_BATCH_ROWS: "150", HUB_SYNC_BACKOFF_BASE_MS: "100", HUB_SYNC_BACKOFF_MAX_S: "1" };
+      const env = { HUB_CLOUD_URL: proxy.url, HUB_SYNC_INTERVAL_MS: "200", HUB_ROLLUP_INTERVAL_MS: "200", HUB_SYNC_BATCH_ROWS: "60", HUB_SYNC_BACKOFF_BASE_MS: "100", HUB_SYNC_BACKOFF_MAX_S: "1" };
+      // 60-row batches: ~25 to drain, so the 10 kills (60 % of requests) come long before the queue is empty — with
+      // fewer batches a seed could drain it first and then wait for requests that never come (seed 89324 at 150).
       const start = () => spawnHub({ dataDir, httpPort, mqttPort, env });
       let hub: HubProcess = await start();
       const KILLS = 10;
