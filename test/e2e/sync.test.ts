@@ -143,10 +143,16 @@ describe("hub ↔ cloud sync, end to end", () => {
     await eventually(async () => (await cloud!.api("/devices/lamp-9", { token: owner.token })).status, (s) => s === 200, "paired device appears in the cloud", 5000);
     console.log(`[sync] device paired on the hub visible in the cloud after ${Date.now() - t0} ms`);
 
-    const health = await (await hub!.api("/health")).json();
-    expect(health.components.sync).toMatchObject({ status: "healthy", hub_id: hubId, queue_depth: 0, dead_lettered: 0 });
+    // A scrape on its own (no /health before it) has the live sync gauges (issue 6 §8).
+    await drained(hub!);
+    await eventually(async () => hub!.hub.sync.link.connected, (c) => c, "link connected", 15_000);
     const metrics = await (await hub!.api("/metrics")).text();
     expect(metrics).toMatch(/hub_sync_batches_total\{outcome="acked"\} [1-9]/);
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1]);
+    expect([gauge("hub_outbox_rows"), gauge("hub_outbox_bytes"), gauge("hub_link_connected"), gauge("hub_sync_dead_lettered_total")]).toEqual([0, 0, 1, 0]);
+    expect(gauge("hub_sync_last_success_timestamp_seconds")).toBeCloseTo(hub!.hub.sync.status().uplink.last_success_at! / 1000, 0);
+    const health = await (await hub!.api("/health")).json();
+    expect(health.components.sync).toMatchObject({ status: "healthy", hub_id: hubId, queue_depth: 0, dead_lettered: 0 });
     expect((await hub!.api("/cloud", { token })).status).toBe(200);
   });
 
