@@ -14,7 +14,7 @@ export const MEASUREMENT = "rollup";
 export const RETENTION: Record<RollupLevel, string> = { "1m": "30d", "1h": "365d", "1d": "1825d" };
 const RP_NAME = "rollups";
 /** Lines per InfluxDB write request on the sync path, and how many such requests may be in flight at once. */
-const WRITE_CHUNK = 1000;
+const WRITE_CHUNK = 2500;
 const WRITE_PARALLEL = 2;
 
 const SUM_FIELDS = ["samples", "power_sum", "power_n", "voltage_sum", "voltage_n", "current_sum", "current_n", "energy_wh", "on_ms"] as const;

@@ -85,9 +85,15 @@ export function rejectedRows(problem: unknown, wire: readonly unknown[]): Map<nu
   return named;
 }
 
+/** A row of a batch as sent: its sequence and its JSON (parsed again only to dead-letter it). */
+interface WireRow {
+  seq: number;
+  json: string;
+}
+
 interface Batch {
   used: OutboxRow[];
-  wire: unknown[];
+  wire: WireRow[];
   body: Buffer;
   lastSeq: number;
 }
@@ -191,7 +197,7 @@ export class Uplink {
    * them, so a 5,000-row batch never holds the event loop for long.
    */
   private async prepare(afterSeq: number, limit: number): Promise<Batch | null> {
-    const wire: unknown[] = [];
+    const wire: WireRow[] = [];
     const parts: Buffer[] = [];
     const used: OutboxRow[] = [];
     let bytes = 12;
@@ -199,22 +205,21 @@ export class Uplink {
     let full = false;
     while (!full && used.length < limit) {
       if (used.length > 0) await yieldToLoop();
-      const rows = this.outbox.head(after, Math.min(HEAD_CHUNK, limit - used.length));
+      const rows = this.outbox.headWire(after, Math.min(HEAD_CHUNK, limit - used.length));
       if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.seq;
+      after = rows[rows.length - 1]!.row.seq;
       for (let i = 0; i < rows.length && !full; i += PREPARE_SLICE) {
         if (i > 0) await yieldToLoop();
         const texts: string[] = [];
-        for (const r of rows.slice(i, i + PREPARE_SLICE)) {
-          const w = this.outbox.materialize(r);
-          const text = w ? JSON.stringify(w) : "";
+        for (const { row: r, json } of rows.slice(i, i + PREPARE_SLICE)) {
+          const text = json ?? "";
           if (used.length > 0 && bytes + text.length + 1 > this.opts.maxBytes) {
             full = true;
             break;
           }
           used.push(r);
-          if (w) {
-            wire.push(w);
+          if (json !== null) {
+            wire.push({ seq: r.seq, json });
             texts.push(text);
             bytes += text.length + 1;
           }
@@ -348,7 +353,7 @@ export class Uplink {
         this.status.state = "idle";
         return 0;
       }
-      const seq = (wire[0] as { seq: number }).seq;
+      const seq = wire[0]!.seq;
       const probe = await this.probe(cred, seq);
       if (probe === "accepted") {
         await this.deadLetter(batch, new Map([[seq, detail]]));
@@ -371,8 +376,8 @@ export class Uplink {
 
   private async deadLetter(batch: Batch, named: Map<number, string>): Promise<void> {
     const rows = batch.used.filter((r) => named.has(r.seq));
-    const wireBySeq = new Map(batch.wire.map((w) => [(w as { seq: number }).seq, w]));
-    await this.outbox.deadLetter(rows.map((row) => ({ row, wire: wireBySeq.get(row.seq), reason: named.get(row.seq)! })));
+    const wireBySeq = new Map(batch.wire.map((w) => [w.seq, w.json]));
+    await this.outbox.deadLetter(rows.map((row) => ({ row, wire: safeJson(wireBySeq.get(row.seq) ?? "null"), reason: named.get(row.seq)! })));
     this.hooks.onDeadLetter?.(rows.length);
     // Content-less rows of the batch (rollups purged by retention) stay; the next ack takes them.
   }

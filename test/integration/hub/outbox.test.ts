@@ -106,6 +106,47 @@ describe("sync outbox (issue 6 §1)", () => {
     expect((await t.api("/devices/kettle-1", { token })).status).toBe(200);
   });
 
+  it("reads a batch as JSON in one statement exactly as row-by-row materializing would: rollups of every level, a purged rollup, devices, schedules, relay changes", async () => {
+    t = await startTestHub({ env: { HUB_CLOUD_URL: `http://127.0.0.1:${await deadPort()}`, HUB_SYNC_INTERVAL_MS: "3600000", HUB_ROLLUP_INTERVAL_MS: "3600000" } });
+    const token = await t.owner();
+    const code = await t.pair("mix-1");
+    await t.pair("mix-2");
+    const idx = (id: string) => (t!.hub.db.sqlite.prepare("SELECT idx FROM devices WHERE device_id = ?").get(id) as { idx: number }).idx;
+    const base = Math.floor(Date.now() / DAY) * DAY - DAY;
+    const cols = "(bucket, device, samples, power_sum, power_n, power_min, power_max, voltage_sum, voltage_n, current_sum, current_n, energy_wh, on_ms)";
+    for (const [table, bucket, device, min] of [
+      ["rollup_1m", base, idx("mix-1"), 10],
+      ["rollup_1m", base + MIN, idx("mix-2"), null],
+      ["rollup_1h", base, idx("mix-1"), 7],
+      ["rollup_1d", base, idx("mix-2"), 3],
+      ["rollup_1m", base + 2 * MIN, idx("mix-1"), 12],
+    ] as const) {
+      t.hub.db.sqlite.prepare(`INSERT INTO ${table} ${cols} VALUES (?, ?, 6, 617, 6, ?, ?, 13801, 6, 2613, 6, 0.125, 45000)`).run(bucket, device, min, min === null ? null : min + 100);
+    }
+    // A rollup that retention purged before it was sent: it goes as nothing, and is acked with its batch.
+    t.hub.db.sqlite.prepare("DELETE FROM rollup_1m WHERE bucket = ?").run(base + 2 * MIN);
+    await t.api("/devices/mix-2/schedules", { method: "POST", token, body: { type: "weekly", days: [1], at: "07:00", action: "on" } });
+    const plug = await connectNativePlug(t.mqttUrl, "mix-1", code);
+    await plug.publishAsync("smartplug/mix-1/telemetry", telemetry({ power: 5, relay: true }), { qos: 1 });
+    await eventually(() => rows(), (r) => r.some((x) => x.kind === "relay"), "relay row queued");
+    await plug.endAsync();
+
+    const outbox = t.hub.sync.outbox;
+    const oneByOne = outbox.head(0, 100).map((row) => ({ row, wire: outbox.materialize(row) }));
+    expect(oneByOne.map((x) => x.row.kind)).toEqual(["device", "device", "rollup_1m", "rollup_1m", "rollup_1h", "rollup_1d", "rollup_1m", "schedule", "relay"]);
+    expect(oneByOne[6]!.wire).toBeNull();
+    expect(oneByOne[3]!.wire).toMatchObject({ kind: "rollup", point: { device_id: "mix-2", level: "1m", power_min: null, power_max: null } });
+    expect(oneByOne[2]!.wire).toEqual({
+      seq: oneByOne[2]!.row.seq,
+      kind: "rollup",
+      point: { device_id: "mix-1", level: "1m", ts: base, samples: 6, power_sum: 61.7, power_n: 6, power_min: 1, power_max: 11, voltage_sum: 1380.1, voltage_n: 6, current_sum: 2.613, current_n: 6, energy_wh: 0.125, on_ms: 45000 },
+    });
+    const parsed = (rows: { row: unknown; json: string | null }[]) => rows.map(({ row, json }) => ({ row, wire: json === null ? null : (JSON.parse(json) as unknown) }));
+    expect(parsed(outbox.headWire(0, 100))).toEqual(oneByOne);
+    // Paging from the middle and with a small limit reads the same rows.
+    expect(parsed(outbox.headWire(oneByOne[1]!.row.seq, 3))).toEqual(oneByOne.slice(2, 5));
+  });
+
   it("over its byte budget drops the oldest 1-minute rollups first, never relay changes, schedules, devices or alerts; drops are counted in /health, /metrics and /cloud, and still are after a restart", async () => {
     let now = Date.parse("2026-06-01T12:00:00Z");
     const dataDir = mkdtempSync(join(tmpdir(), "hub-outbox-"));
