@@ -16,7 +16,7 @@ export const HubEnv = z.object({
   HUB_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   HUB_PUBLIC_HOST: z.string().min(1).default(`${hostname()}.local`),
   HUB_CORS_ORIGINS: z.string().default(""),
-  HUB_COMMIT_INTERVAL_MS: positive.max(1000).default(50),
+  HUB_COMMIT_INTERVAL_MS: positive.max(1000).default(1000),
   HUB_COMMAND_TIMEOUT_MS: positive.max(30_000).default(3000),
   HUB_STATE_FLUSH_MS: positive.default(10_000),
   HUB_TIMEZONE: z

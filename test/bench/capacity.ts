@@ -1,7 +1,9 @@
 // Figure: ingest capacity. 1,000 plugs publish QoS 1 telemetry at a fixed aggregate rate; the rate climbs a
 // ladder until a step is not sustained. A step is sustained when, over its window:
 //   - the generator offered the rate (else the step is harness-limited and the search stops there),
-//   - every message was acknowledged (PUBACK) and ≥ 95 % of them within the window (the server keeps pace),
+//   - every message was acknowledged (PUBACK) and ≥ 95 % of those sent up to the window's end less the server's
+//     designed ack delay within the window (the server keeps pace; the hub acks after its group commit, which
+//     waits up to HUB_COMMIT_INTERVAL_MS, 1 s by default; brokers ack at once),
 //   - nothing was lost on the way out: the consumer (hub: WebSocket client; aedes/Mosquitto: a `#`
 //     subscriber) received every message, and for the hub every reading was committed,
 //   - event-loop delay p99 < 50 ms (hub: /metrics; bare aedes: the same monitor; n/a for Mosquitto).
@@ -10,6 +12,10 @@ import type { FleetRun, LoadFleet, Target } from "./targets.js";
 import { settle } from "./targets.js";
 import { metricSum } from "./stats.js";
 import { readCpuSeconds, readMem, sleep } from "./procs.js";
+import { loadHubConfig } from "../../hub/config.js";
+
+/** How long the hub may hold a PUBACK by design: its default group-commit window. */
+export const HUB_ACK_DELAY_MS = loadHubConfig({}).ingest.commitIntervalMs;
 
 export const PLUGS = 1000;
 export const LADDER = [1000, 2000, 3000, 4000, 5000, 6500, 8000, 10_000, 12_500, 15_000, 20_000, 25_000];
@@ -74,7 +80,10 @@ export async function runStep(t: Target, fleet: LoadFleet, rate: number, attempt
   if (r.blocked > 0) why.push(`${r.blocked} sends blocked by TCP back-pressure`);
   if (r.closed > 0 || r.notConnected > 0) why.push(`${r.closed} connections closed`);
   if (r.acked < r.sent) why.push(`${r.sent - r.acked} not acked within ${DRAIN_MS} ms`);
-  if (r.ackedInWindow < 0.95 * r.sent) why.push(`only ${((100 * r.ackedInWindow) / Math.max(1, r.sent)).toFixed(1)} % acked within the window`);
+  // Messages sent in the last ack-delay of the window may still wait for their commit when it closes.
+  const ackDelayMs = t.name === "hub" ? HUB_ACK_DELAY_MS : 0;
+  const dueInWindow = r.sent * Math.max(0, 1 - ackDelayMs / r.elapsedMs);
+  if (r.ackedInWindow < 0.95 * dueInWindow) why.push(`only ${((100 * r.ackedInWindow) / Math.max(1, r.sent)).toFixed(1)} % acked within the window`);
   if (delivered < r.sent) why.push(`${r.sent - delivered} not delivered to the consumer`);
   if (storedDelta !== null && storedDelta < r.sent) why.push(`${r.sent - storedDelta} not stored`);
   if (lag && lag.p99Ms >= LAG_LIMIT_MS) why.push(`event-loop p99 ${lag.p99Ms.toFixed(0)} ms`);

@@ -151,8 +151,9 @@ export class Child {
 export const HUB_BUNDLE = join(ROOT, "dist", "hub", "main.mjs");
 /** Bench-only entry points (hub-child, aedes-child) bundled with the build's esbuild options. */
 export const BENCH_BUNDLE_DIR = join(ROOT, "dist", "bench");
-/** The node flags of systemd/smartplug-hub.service's ExecStart. */
-export const PROD_NODE_ARGS = ["--enable-source-maps"];
+/** The node flags and environment systemd/smartplug-hub.service runs the hub with (kept equal by a unit test). */
+export const PROD_NODE_ARGS = ["--enable-source-maps", "--max-semi-space-size=2"];
+export const PROD_ENV = { MALLOC_ARENA_MAX: "2" };
 
 const childNodeArgs = (name: string) => (process.env.BENCH_CHILD_NODE_ARGS && name === "hub" ? process.env.BENCH_CHILD_NODE_ARGS.split(" ").filter(Boolean) : []);
 
@@ -188,7 +189,7 @@ export function forkBundle(name: string, entry: string, env: Record<string, stri
   const proc = fork(join(BENCH_BUNDLE_DIR, entry), [], {
     cwd: ROOT,
     execArgv: [...PROD_NODE_ARGS, ...childNodeArgs(name)],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...(name === "hub" ? PROD_ENV : {}), ...env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   return new Child(name, proc);
@@ -198,7 +199,7 @@ export function forkBundle(name: string, entry: string, env: Record<string, stri
 export function spawnHubBundle(env: Record<string, string>): Child {
   const proc = spawn(process.execPath, [...PROD_NODE_ARGS, ...childNodeArgs("hub"), HUB_BUNDLE], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...PROD_ENV, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Child("hub", proc);

@@ -19,6 +19,7 @@ import { startInflux, freePort, waitFor } from "../helpers/influx.js";
 import { spawnHub } from "../helpers/hub-process.js";
 import { CloudFaultProxy } from "../helpers/cloud-fault-proxy.js";
 import { openHubDb } from "../../hub/db/open-db.js";
+import { loadHubConfig } from "../../hub/config.js";
 import { createLogger } from "../../shared/logger.js";
 import { startNativePlug } from "../sim/native-plug.js";
 import { machineInfo, markdownTable, type Row } from "./report.js";
@@ -151,7 +152,7 @@ async function main() {
   log(`seeding ${PLUGS} plugs × ${DAYS} days of rollups`);
   seedHub(dataDir, end);
   const [httpPort, mqttPort] = [await freePort(), await freePort()];
-  const hub = await spawnHub({ dataDir, httpPort, mqttPort, env: { HUB_CLOUD_URL: proxy.url, HUB_SYNC_INTERVAL_MS: "1000", ...(process.env.BENCH_SYNC_DEBUG ? { HUB_LOG_LEVEL: "debug" } : {}) }, nodeArgs: (process.env.BENCH_HUB_NODE_ARGS ?? "").split(" ").filter(Boolean), timeoutMs: 60_000 });
+  const hub = await spawnHub({ dataDir, httpPort, mqttPort, env: { HUB_CLOUD_URL: proxy.url, HUB_SYNC_INTERVAL_MS: "1000", HUB_COMMIT_INTERVAL_MS: String(loadHubConfig({}).ingest.commitIntervalMs), ...(process.env.BENCH_SYNC_DEBUG ? { HUB_LOG_LEVEL: "debug" } : {}) }, nodeArgs: (process.env.BENCH_HUB_NODE_ARGS ?? "").split(" ").filter(Boolean), timeoutMs: 60_000 });
   cleanups.push(() => hub.kill("SIGTERM"));
   const influxPid = Number(execFileSync("pgrep", ["-f", influx.dir], { encoding: "utf8" }).trim().split("\n")[0]);
   const pids = { hub: hub.pid, cloud: cloud.pid!, influxd: influxPid };

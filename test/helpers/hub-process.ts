@@ -55,6 +55,7 @@ export async function spawnHub(o: { dataDir: string; httpPort: number; mqttPort:
       HUB_PUBLIC_HOST: "127.0.0.1",
       HUB_LOG_LEVEL: "info",
       HUB_SNTP_PORT: "off",
+      HUB_COMMIT_INTERVAL_MS: "50", // as in test/helpers/hub.ts: quick PUBACKs for tests
       ...o.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

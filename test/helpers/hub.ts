@@ -42,6 +42,9 @@ export async function startTestHub(opts: { env?: Record<string, string>; dataDir
       HUB_PUBLIC_HOST: "127.0.0.1",
       HUB_COMMAND_TIMEOUT_MS: "1500",
       HUB_SNTP_PORT: "off",
+      // Tests publish QoS 1 readings one after another; a 50 ms group-commit window keeps each PUBACK quick (the
+      // default 1 s window trades ack latency for SD-card writes, which tests do not measure).
+      HUB_COMMIT_INTERVAL_MS: "50",
       ...opts.env,
       ...env,
     });

@@ -7,6 +7,8 @@ describe("hub configuration", () => {
     expect(c.http.port).toBe(8080);
     expect(c.mqtt.port).toBe(1883);
     expect(c.logLevel).toBe("info");
+    // One group commit a second (or per 2,000 writes): ~80 B written per reading at 1,000 plugs × 1 Hz (npm run bench).
+    expect(c.ingest).toEqual({ commitIntervalMs: 1000, maxBatch: 2000 });
     expect(Object.isFrozen(c)).toBe(true);
   });
 
