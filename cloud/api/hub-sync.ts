@@ -37,6 +37,6 @@ function syncBody(): RequestHandler[] {
 export function mountHubSync(app: express.Express, d: HubSyncDeps, m: { hubAuth: Mw; auth: Mw }) {
   app.post("/hub/sync", m.hubAuth as RequestHandler, ...syncBody(), async (req, res: Response<unknown, { hubId: string }>) => {
     const rows = d.sync.validate(req.body);
-    res.json(await d.sync.apply(res.locals.hubId, rows));
+    res.json(rows === "synced_seq" ? await d.sync.syncedSeq(res.locals.hubId) : await d.sync.apply(res.locals.hubId, rows));
   });
 }

@@ -60,14 +60,18 @@ export class SyncService {
     this.batchesCounter = new Counter({ name: "cloud_sync_batches_total", help: "sync batches, by outcome", labelNames: ["outcome"], registers: [metrics.registry] });
   }
 
-  /** Validates every row; throws 422 naming each bad one. */
-  validate(body: unknown): Row[] {
+  /**
+   * Validates every row; throws 422 naming each bad one. A query (`{ rows: [], query: "synced_seq" }`, sent by a hub
+   * before anything numbered since it started) is returned as "synced_seq": answer it with `syncedSeq`.
+   */
+  validate(body: unknown): Row[] | "synced_seq" {
     const batch = SyncBatch.safeParse(body);
     if (!batch.success) {
       this.batchesCounter.inc({ outcome: "invalid" });
       const reason = batch.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
       throw new SyncRowsRejectedError(`the batch is not a SyncBatch: ${reason.slice(0, 500)}`, { rejected: [] });
     }
+    if (batch.data.query === "synced_seq") return "synced_seq";
     const rows: Row[] = [];
     const rejected: SyncRejected[] = [];
     batch.data.rows.forEach((raw, index) => {
@@ -98,6 +102,20 @@ export class SyncService {
     return rows;
   }
 
+  /**
+   * The highest sequence stored for the hub, for a hub that checks its numbering before it sends (a hub restored from
+   * a backup renumbers what it queued since above this, hub/sync/outbox.ts). Reads only; stores nothing.
+   */
+  async syncedSeq(hubId: string): Promise<SyncAck> {
+    const [hub] = await this.db.select({ syncedSeq: hubs.syncedSeq }).from(hubs).where(eq(hubs.id, hubId)).limit(1);
+    this.batchesCounter.inc({ outcome: "synced_seq_query" });
+    return { acked_seq: 0, stored: 0, synced_seq: hub?.syncedSeq ?? 0 };
+  }
+
+  /**
+   * Stores the rows above the hub's `synced_seq` and moves it to the highest sequence of the batch. Sequences only
+   * have to grow: a hub that renumbered its queue after a restore (a jump ahead) is stored like any other batch.
+   */
   async apply(hubId: string, rows: Row[]): Promise<SyncAck> {
     const maxSeq = rows.reduce((m, r) => Math.max(m, r.seq), 0);
     const [hub] = await this.db.select({ syncedSeq: hubs.syncedSeq }).from(hubs).where(eq(hubs.id, hubId)).limit(1);

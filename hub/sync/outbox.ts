@@ -97,8 +97,35 @@ const HEAD_WIRE_SQL = `SELECT o.seq, o.kind, o.ref, o.ts, o.payload, o.bytes, CA
   .map(([kind, level]) => `WHEN '${kind}' THEN ${rollupJsonSql(kind, kind, level)}`)
   .join(" ")} END AS json FROM sync_outbox o WHERE o.seq > ? ORDER BY o.seq LIMIT ?`;
 
+/**
+ * meta key: rows numbered above this sequence have not been checked against the cloud's `synced_seq` yet. Set when the
+ * sync starts (to the highest sequence the database had assigned when this process opened it, unless an earlier value
+ * still stands) and cleared by `checkSequence` — see there.
+ */
+const UNCHECKED_KEY = "sync_seq_unchecked_after";
+/** meta key: the latest renumbering after a rewound sequence (JSON), for whoever investigates. */
+const RENUMBERED_KEY = "sync_seq_renumbered";
+
+export interface SequenceCheck {
+  /** Rows above this were checked. */
+  after: number;
+  /** The cloud's synced_seq. */
+  cloudSeq: number;
+  /** How far the unchecked rows moved up (0: the sequence was not rewound). */
+  shift: number;
+  /** Rows renumbered. */
+  rows: number;
+}
+
 export class Outbox {
   private readonly q;
+  /**
+   * The highest sequence this database had ever assigned (sqlite_sequence) when this process opened it, read before
+   * anything of this process could queue a row: every row numbered above it was numbered by this process.
+   */
+  readonly startSeq: number;
+  /** Bumped by every renumbering: a batch read before it names rows by sequences they no longer have. */
+  renumberings = 0;
   /** The highest sequence when limits were last enforced: growth past it is checked by `growth()`. */
   private enforcedAtSeq = 0;
   private enforcedAt = 0;
@@ -131,7 +158,69 @@ export class Outbox {
       alert: s.prepare("SELECT * FROM alerts WHERE id = ?"),
       agedBefore: s.prepare("SELECT count(*) AS n FROM sync_outbox WHERE kind = 'rollup_1m' AND ts < ?"),
       oldestOfKind: s.prepare(`SELECT seq, ${ROW_BYTES_SQL} AS bytes FROM sync_outbox WHERE kind = ? ORDER BY seq LIMIT ?`),
+      sequence: s.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'sync_outbox'), 0) AS seq"),
+      unchecked: s.prepare(`SELECT value FROM meta WHERE key = '${UNCHECKED_KEY}'`),
     };
+    this.startSeq = this.sequence();
+  }
+
+  /** The highest sequence this database has ever assigned (AUTOINCREMENT never reuses one; a restore rewinds it). */
+  sequence(): number {
+    return (this.q.sequence.get() as { seq: number }).seq;
+  }
+
+  /** Rows numbered above this have not been checked against the cloud's synced_seq yet; null when all have. */
+  get uncheckedAfter(): number | null {
+    const row = this.q.unchecked.get() as { value: string } | undefined;
+    return row ? Number(row.value) : null;
+  }
+
+  /**
+   * Marks every row this process numbers as unchecked (rows above `startSeq`), unless rows of an earlier process are
+   * still unchecked (then the mark stays where it is, lower). Runs when the sync starts, before any row of this process
+   * can be committed, so that a crash before the check leaves the mark for the next start.
+   */
+  async markUnchecked(): Promise<void> {
+    await this.committer.write({ sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", params: [UNCHECKED_KEY, String(this.startSeq)] }, { now: true });
+  }
+
+  /**
+   * Checks the unchecked rows' numbering against the cloud's `synced_seq` (`cloudSeq`), before any of them is sent.
+   *
+   * The cloud skips every row numbered at or below its synced_seq as already stored. A database restored from a backup
+   * has its sequence rewound to the backup's, so the rows it numbers after the restore may carry sequences the cloud
+   * has seen (for rows made after the backup and since lost with the replaced database): they would be acked unstored.
+   * Rows numbered at or below `after` were numbered before the mark, in the history the cloud saw: the cloud's copy of
+   * a sequence there is the same row, so skipping them is right. If the cloud is past `after`, every row above it moves
+   * up by `cloudSeq − after`, keeping its order, and the sequence moves past them, so the cloud stores each of them
+   * once; otherwise nothing moves. Either way the mark goes, in the same transaction (a crash redoes the whole check).
+   */
+  async checkSequence(after: number, cloudSeq: number): Promise<SequenceCheck> {
+    const shift = Math.max(0, cloudSeq - after);
+    const marked = `EXISTS (SELECT 1 FROM meta WHERE key = '${UNCHECKED_KEY}' AND value = ?)`;
+    const ops: WriteOp[] = [];
+    if (shift > 0) {
+      ops.push(
+        // Through negative sequences: moving up in place would collide with rows not moved yet.
+        { sql: `UPDATE sync_outbox SET seq = -seq WHERE seq > ? AND ${marked}`, params: [after, String(after)] },
+        { sql: "UPDATE sync_outbox SET seq = ? - seq WHERE seq < 0", params: [shift] },
+        { sql: "INSERT INTO sqlite_sequence (name, seq) SELECT 'sync_outbox', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'sync_outbox')", params: [] },
+        { sql: `UPDATE sqlite_sequence SET seq = max(seq + ?, ?) WHERE name = 'sync_outbox' AND ${marked}`, params: [shift, cloudSeq, String(after)] },
+        {
+          sql: `INSERT INTO meta(key, value) SELECT ?, json_object('at', ?, 'after', ?, 'cloud_seq', ?, 'shift', ?, 'rows', (SELECT count(*) FROM sync_outbox WHERE seq > ?)) WHERE ${marked}
+                ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+          params: [RENUMBERED_KEY, this.clock.now(), after, cloudSeq, shift, cloudSeq, String(after)],
+        },
+      );
+    }
+    ops.push({ sql: "DELETE FROM meta WHERE key = ? AND value = ?", params: [UNCHECKED_KEY, String(after)] });
+    const changes = await this.committer.write(ops, { now: true });
+    const rows = shift > 0 ? changes[0]! : 0;
+    if (shift > 0) {
+      this.renumberings++;
+      this.enforcedAtSeq += shift;
+    }
+    return { after, cloudSeq, shift, rows };
   }
 
   get enabled(): boolean {

@@ -2,6 +2,7 @@
 // remote commands, live state and config both ways, and the access list for cloud users on the LAN.
 // Everything here is optional: without HUB_CLOUD_URL the hub never calls out and the outbox stays off.
 import { hostname } from "node:os";
+import { Counter } from "prom-client";
 import type { HubDb } from "../db/open-db.js";
 import { getMeta } from "../db/open-db.js";
 import type { HubBus } from "../bus.js";
@@ -85,8 +86,19 @@ export class SyncService {
     this.outbox = new Outbox(db, committer, clock, log, cfg.outbox);
     const credential = (): UplinkCredential | null =>
       cfg.cloudUrl && this.cred ? { url: cfg.cloudUrl, authorization: `Basic ${Buffer.from(`${this.cred.hubId}:${this.cred.secret}`).toString("base64")}` } : null;
+    // A restored hub's sequence renumbered above the cloud's (Outbox.checkSequence): counted, and logged by the uplink.
+    const rewinds = new Counter({
+      name: "hub_sync_sequence_rewinds_total",
+      help: "times the outbox's sequence was found behind the cloud's synced_seq (a restore from a backup) and the rows queued since were renumbered above it",
+      registers: [metrics.registry],
+    });
+    const renumbered = new Counter({ name: "hub_sync_renumbered_rows_total", help: "outbox rows renumbered above the cloud's synced_seq after a rewound sequence", registers: [metrics.registry] });
     this.uplink = new Uplink(this.outbox, credential, clock, log.child({ part: "uplink" }), cfg.uplink, {
       onBatch: (outcome) => metrics.syncBatches.inc({ outcome }),
+      onRenumber: (check) => {
+        rewinds.inc();
+        renumbered.inc(check.rows);
+      },
     });
     this.link = new CloudLink(
       credential,
@@ -126,6 +138,9 @@ export class SyncService {
 
   async start(): Promise<void> {
     if (!this.cfg.cloudUrl) return;
+    // First, before anything this process queues is committed: what it numbers is checked against the cloud's
+    // synced_seq before it is sent (a restored backup rewinds the sequence; Outbox.checkSequence).
+    await this.outbox.markUnchecked();
     await this.outbox.enable();
     const id = getMeta(this.db, "cloud_hub_id");
     const secret = getMeta(this.db, "cloud_hub_secret");

@@ -6,13 +6,15 @@
 // names nothing — after bisecting down to that one row and checking that the endpoint does take a known-good
 // row. Any other 4xx (404, 405, 410, 415, a 413 for one row …) says the endpoint, not the data, is wrong: the
 // uplink pauses with "endpoint_refused" and backs off, and nothing is dead-lettered. 413 halves the batch.
-// While rows remain it sends back to back (catch-up).
+// While rows remain it sends back to back (catch-up). Before the first batch of a process it checks the outbox's
+// numbering against the cloud's synced_seq (Outbox.checkSequence): a hub restored from a backup renumbers what it
+// queued since the restore above what the cloud has stored, so nothing it sends is skipped as already stored.
 import { gzip } from "node:zlib";
 import { promisify } from "node:util";
 import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import { SyncAck } from "../../shared/schemas/sync.js";
-import type { Outbox, OutboxRow } from "./outbox.js";
+import type { Outbox, OutboxRow, SequenceCheck } from "./outbox.js";
 
 const gzipAsync = promisify(gzip);
 
@@ -92,6 +94,8 @@ interface WireRow {
 }
 
 interface Batch {
+  /** Outbox.renumberings when it was read: a batch read before a renumbering is never sent. */
+  epoch: number;
   used: OutboxRow[];
   wire: WireRow[];
   body: Buffer;
@@ -136,7 +140,7 @@ export class Uplink {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly opts: UplinkOptions,
-    private readonly hooks: { onBatch?: (outcome: string, rows: number) => void; onDeadLetter?: (n: number) => void } = {},
+    private readonly hooks: { onBatch?: (outcome: string, rows: number) => void; onDeadLetter?: (n: number) => void; onRenumber?: (check: SequenceCheck) => void } = {},
   ) {
     this.limit = opts.maxRows;
     this.rowCap = opts.maxRows;
@@ -197,6 +201,7 @@ export class Uplink {
    * them, so a 5,000-row batch never holds the event loop for long.
    */
   private async prepare(afterSeq: number, limit: number): Promise<Batch | null> {
+    const epoch = this.outbox.renumberings;
     const wire: WireRow[] = [];
     const parts: Buffer[] = [];
     const used: OutboxRow[] = [];
@@ -229,7 +234,7 @@ export class Uplink {
     }
     if (used.length === 0) return null;
     const body = wire.length ? await gzipAsync(Buffer.concat([Buffer.from('{"rows":['), ...parts, Buffer.from("]}")])) : Buffer.alloc(0);
-    return { used, wire, body, lastSeq: used[used.length - 1]!.seq };
+    return { epoch, used, wire, body, lastSeq: used[used.length - 1]!.seq };
   }
 
   /** Sends the next batch; returns how long to wait before the next step. */
@@ -239,14 +244,20 @@ export class Uplink {
       this.status.state = "disabled";
       return this.opts.intervalMs;
     }
+    if (this.outbox.uncheckedAfter !== null) {
+      const wait = await this.checkSequence(cred);
+      if (wait !== null) return wait;
+    }
     const tPrep = performance.now();
     // The batch prepared while the previous one was in flight, if it still fits; else a fresh one.
     const prefetched = this.prefetch && this.prefetch.limit === this.limit ? await this.prefetch.batch : null;
     this.prefetch = null;
-    // Valid only if it starts exactly at the queue's head (the previous batch was acked to its end).
+    // Valid only if it starts exactly at the queue's head (the previous batch was acked to its end) and no renumbering
+    // happened since it was read.
     const head = prefetched ? this.outbox.head(0, 1)[0] : undefined;
-    const batch = prefetched && head?.seq === prefetched.used[0]!.seq ? prefetched : await this.prepare(0, this.limit);
-    if (!batch) {
+    const batch = prefetched && prefetched.epoch === this.outbox.renumberings && head?.seq === prefetched.used[0]!.seq ? prefetched : await this.prepare(0, this.limit);
+    if (!batch || batch.epoch !== this.outbox.renumberings) {
+      if (batch) return 0; // renumbered while it was read: read it again
       this.status.state = "idle";
       this.limit = this.rowCap;
       return this.opts.intervalMs;
@@ -313,6 +324,11 @@ export class Uplink {
     // Not acked: a batch prepared behind this one starts at the wrong row.
     this.prefetch = null;
     this.hooks.onBatch?.(`http_${res.status}`, wire.length);
+    return this.notNow(res) ?? this.refused(res.status, text, batch, cred);
+  }
+
+  /** How long to wait after an answer that says "not now" (429, 401/403, 408, 5xx), or null for any other answer. */
+  private notNow(res: Response): number | null {
     if (res.status === 429) {
       const wait = retryAfterMs(res.headers.get("retry-after"), this.clock.now()) ?? 60_000;
       this.log.warn({ waitMs: wait }, "cloud asked the hub to slow down (429)");
@@ -327,7 +343,73 @@ export class Uplink {
       const wait = this.fail(`cloud answered ${res.status}`, "backoff");
       return retryAfter !== null ? Math.max(wait, retryAfter) : wait;
     }
-    return this.refused(res.status, text, batch, cred);
+    return null;
+  }
+
+  /**
+   * Before anything numbered since the last check goes out (once a process, see Outbox.markUnchecked): asks the cloud
+   * for its synced_seq (`{ rows: [], query: "synced_seq" }`, which stores nothing) and lets the outbox renumber what
+   * the cloud would skip (Outbox.checkSequence). Returns null once checked (send now), else how long to wait; until
+   * then nothing is sent. A crash anywhere in between leaves the check to the next start.
+   */
+  private async checkSequence(cred: UplinkCredential): Promise<number | null> {
+    const after = this.outbox.uncheckedAfter;
+    if (after === null) return null;
+    this.status.state = "sending";
+    this.status.last_attempt_at = this.clock.now();
+    const ac = new AbortController();
+    this.inFlight = ac;
+    const timer = setTimeout(() => ac.abort(new Error(`no answer within ${this.opts.requestTimeoutMs} ms`)), this.opts.requestTimeoutMs);
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(`${cred.url}/hub/sync`, {
+        method: "POST",
+        headers: { authorization: cred.authorization, "content-type": "application/json", "content-encoding": "gzip" },
+        body: await gzipAsync(Buffer.from(JSON.stringify({ rows: [], query: "synced_seq" }))),
+        signal: ac.signal,
+      });
+      text = await res.text();
+    } catch (err) {
+      const reason = ac.signal.aborted ? String((ac.signal.reason as Error | undefined)?.message ?? "aborted") : (err as Error).message;
+      this.hooks.onBatch?.("sequence_check_network_error", 0);
+      if (this.closed) return this.opts.intervalMs;
+      this.log.warn({ err: reason }, "sequence check failed; backing off");
+      return this.fail(`cloud unreachable: ${reason}`, "backoff");
+    } finally {
+      clearTimeout(timer);
+      this.inFlight = null;
+    }
+    if (!res.ok) {
+      this.hooks.onBatch?.(`sequence_check_http_${res.status}`, 0);
+      const wait = this.notNow(res);
+      if (wait !== null) return wait;
+      this.log.error({ status: res.status, body: text.slice(0, 200) }, "the cloud does not answer the hub's sequence check; nothing sent, sync paused");
+      return this.fail(`the cloud endpoint refused the sequence check (HTTP ${res.status}); nothing sent — check HUB_CLOUD_URL, and that the cloud is not older than the hub`, "endpoint_refused");
+    }
+    const ack = SyncAck.safeParse(safeJson(text));
+    if (!ack.success || ack.data.synced_seq === undefined) {
+      this.hooks.onBatch?.("sequence_check_bad_answer", 0);
+      this.log.warn({ status: res.status, body: text.slice(0, 200) }, "the cloud answered the sequence check without its synced_seq; nothing sent, sync paused");
+      return this.fail(`the cloud endpoint answered ${res.status} without a synced_seq (check HUB_CLOUD_URL, and that the cloud is not older than the hub)`, "endpoint_refused");
+    }
+    const check = await this.outbox.checkSequence(after, ack.data.synced_seq);
+    this.hooks.onBatch?.("sequence_checked", 0);
+    if (check.shift > 0) {
+      // Nothing read before the renumbering may go out.
+      this.prefetch = null;
+      this.log.warn(
+        { ...check },
+        `the cloud has stored up to sequence ${check.cloudSeq}, past this hub's ${check.after} (restored from a backup?): ${check.rows} rows queued since renumbered from ${check.after + 1} to ${check.cloudSeq + 1}, so that the cloud stores them`,
+      );
+      this.hooks.onRenumber?.(check);
+    } else {
+      this.log.debug({ ...check }, "outbox numbering checked against the cloud");
+    }
+    this.status.state = "idle";
+    this.status.consecutive_failures = 0;
+    this.status.last_error = null;
+    return null;
   }
 
   /**

@@ -76,12 +76,34 @@ export const SyncRow = z.discriminatedUnion("kind", [SyncRollupRow, SyncDeviceRo
 export type SyncRow = z.infer<typeof SyncRow>;
 
 export const MAX_SYNC_ROWS = 5000;
-export const SyncBatch = z.strictObject({ rows: z.array(z.unknown()).min(1).max(MAX_SYNC_ROWS) }).meta({ id: "SyncBatch" });
+/**
+ * A batch of outbox rows (at least one), or — with `query: "synced_seq"` and no rows — the hub asking for the highest
+ * sequence the cloud has stored for it, before it sends anything numbered since it opened its database: a hub restored
+ * from a backup numbers new rows from the backup's sequence, which the cloud may have passed already (it would skip
+ * them as "already stored"), so the hub renumbers them above the cloud's answer first (hub/sync/outbox.ts).
+ */
+export const SyncBatch = z
+  .strictObject({
+    rows: z.array(z.unknown()).max(MAX_SYNC_ROWS),
+    query: z.literal("synced_seq").optional(),
+  })
+  .refine((b) => (b.query === undefined ? b.rows.length >= 1 : b.rows.length === 0), {
+    message: 'a batch has at least one row; a query ("synced_seq") has none',
+    path: ["rows"],
+  })
+  .meta({ id: "SyncBatch" });
+export type SyncBatch = z.infer<typeof SyncBatch>;
 
 export const SyncAck = z
   .object({
-    acked_seq: z.number().int().nonnegative().meta({ description: "every row of the batch up to this sequence is durably stored" }),
+    acked_seq: z.number().int().nonnegative().meta({ description: "every row of the batch up to this sequence is durably stored (0 for a query)" }),
     stored: z.number().int().nonnegative(),
+    synced_seq: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .meta({ description: 'in the answer to a query ("synced_seq"): the highest sequence the cloud has stored for this hub; rows numbered at or below it are skipped as already stored' }),
   })
   .meta({ id: "SyncAck" });
 export type SyncAck = z.infer<typeof SyncAck>;
