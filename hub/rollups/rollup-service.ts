@@ -39,8 +39,12 @@ export class RollupService {
    * 10 % keeps the old baseline), so one previous row is not enough.
    */
   private readonly history = new Map<number, { minute: number; carry: Carry }[]>();
-  /** device → earliest minute that must be recomputed because a reading arrived after it was rolled up. */
-  private readonly dirty = new Map<number, number>();
+  /**
+   * device → earliest minute that must be recomputed because a reading arrived after it was rolled up, and how
+   * many such readings marked it: a re-fold clears the mark only if no reading marked it meanwhile (a reading
+   * for a later minute, committed after the re-fold read the raw rows, leaves the earliest minute unchanged).
+   */
+  private readonly dirty = new Map<number, { from: number; marks: number }>();
   until1m = 0;
   until1h = 0;
   until1d = 0;
@@ -70,7 +74,8 @@ export class RollupService {
       const idx = this.devices.has(deviceId) ? this.devices.state(deviceId).idx : null;
       if (idx === null) return;
       const minute = Math.floor(reading.ts / MINUTE) * MINUTE;
-      this.dirty.set(idx, Math.min(this.dirty.get(idx) ?? Infinity, minute));
+      const mark = this.dirty.get(idx);
+      this.dirty.set(idx, { from: Math.min(mark?.from ?? Infinity, minute), marks: (mark?.marks ?? 0) + 1 });
     });
   }
 
@@ -93,7 +98,7 @@ export class RollupService {
 
   /** The minute from which a device's stored rollups are stale (late readings not yet re-folded), if any. */
   dirtyFrom(device: number): number | undefined {
-    return this.dirty.get(device);
+    return this.dirty.get(device)?.from;
   }
 
   start(): void {
@@ -121,10 +126,10 @@ export class RollupService {
     try {
       const target = Math.floor((this.clock.now() - this.opts.graceMs) / MINUTE) * MINUTE;
       while (this.until1m < target) await this.rollMinutes(this.until1m, target);
-      for (const [device, from] of [...this.dirty]) {
+      for (const [device, { from, marks }] of [...this.dirty]) {
         await this.recomputeDevice(device, from);
-        // A reading that arrived while re-folding marked it again (earlier or not): keep that mark.
-        if (this.dirty.get(device) === from) this.dirty.delete(device);
+        // A reading that arrived while re-folding marked it again (for any minute): keep that mark.
+        if (this.dirty.get(device)?.marks === marks) this.dirty.delete(device);
       }
       while (this.until1h + HOUR <= this.until1m) await this.rollCoarse("1h", this.until1h, this.until1h + HOUR);
       for (;;) {
