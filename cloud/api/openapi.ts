@@ -41,7 +41,12 @@ const errors = {
 };
 const hubErrors = { ...errors, "404": problem("no such hub (also for hubs you may not see)") };
 /** POST /hub/sync's body as documented: the rows the cloud accepts (it reads `rows` as unknown and validates each, see SyncRejected). */
-const SyncBatchDoc = z.strictObject({ rows: z.array(SyncRow).min(1).max(MAX_SYNC_ROWS) }).meta({ id: "SyncBatch", description: "outbox rows in sequence order; send as gzip (Content-Encoding: gzip), at most 8 MB inflated" });
+const SyncBatchDoc = z
+  .union([
+    z.strictObject({ rows: z.array(SyncRow).min(1).max(MAX_SYNC_ROWS) }).meta({ description: "outbox rows in sequence order" }),
+    z.strictObject({ rows: z.array(SyncRow).max(0), query: z.literal("synced_seq") }).meta({ description: "stores nothing; the answer's synced_seq is how far the cloud has stored this hub's outbox (asked by a hub at start, before sending rows numbered since)" }),
+  ])
+  .meta({ id: "SyncBatch", description: "send as gzip (Content-Encoding: gzip), at most 8 MB inflated" });
 const SyncRejectedProblem = z
   .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string().optional(), instance: z.string().optional(), rejected: z.array(SyncRejected) })
   .meta({ id: "SyncRejectedProblem", description: "RFC 9457 problem naming each refused row by seq and index: the hub dead-letters exactly those and resends the rest (RELIABILITY F7)" });
