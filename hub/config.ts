@@ -103,8 +103,12 @@ export interface HubConfig {
     globalMsgRate: number;
     maxKeepaliveSec: number;
     maxTopicLevels: number;
+    maxInflight: number;
   };
 }
+
+/** Writes that commit at once, without waiting for the rest of HUB_COMMIT_INTERVAL_MS. */
+const MAX_COMMIT_BATCH = 2000;
 
 export function loadHubConfig(env: Record<string, string | undefined>): Readonly<HubConfig> {
   const parsed = HubEnv.safeParse(env);
@@ -116,7 +120,7 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
     mqtt: { host: e.HUB_MQTT_HOST, port: e.HUB_MQTT_PORT, publicHost: e.HUB_PUBLIC_HOST },
     logLevel: e.HUB_LOG_LEVEL,
     corsOrigins: e.HUB_CORS_ORIGINS.split(",").map((s) => s.trim()).filter(Boolean),
-    ingest: { commitIntervalMs: e.HUB_COMMIT_INTERVAL_MS, maxBatch: 2000 },
+    ingest: { commitIntervalMs: e.HUB_COMMIT_INTERVAL_MS, maxBatch: MAX_COMMIT_BATCH },
     commandTimeoutMs: e.HUB_COMMAND_TIMEOUT_MS,
     stateFlushMs: e.HUB_STATE_FLUSH_MS,
     pollIntervalMs: e.HUB_POLL_INTERVAL_MS,
@@ -159,6 +163,9 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
       globalMsgRate: e.HUB_MQTT_GLOBAL_MSG_RATE,
       maxKeepaliveSec: e.HUB_MQTT_MAX_KEEPALIVE_S,
       maxTopicLevels: 8, // RELIABILITY A7
+      // Readings wait unacked for their group commit: a full batch queued while the previous one commits, plus room
+      // for the rest of the traffic; beyond it PUBLISHes are shed as `backlog` (RELIABILITY fact 7).
+      maxInflight: 2 * MAX_COMMIT_BATCH + 1000,
     },
   });
 }

@@ -28,6 +28,9 @@ interface Pending {
   done: WriteDone;
 }
 
+/** Callers told per event-loop turn after a commit (see finish). */
+const DONE_SLICE = 250;
+
 export class StorageError extends Error {
   constructor(
     message: string,
@@ -46,6 +49,8 @@ export class GroupCommitter {
   private closed = false;
   private readonly worker: Worker;
   private drainWaiters: (() => void)[] = [];
+  /** flush() was called while a batch was in flight: send the queue right after it. */
+  private flushAfterInFlight = false;
   /** Set while the last commit failed (disk full, I/O error); cleared by the next success. */
   lastError: Error | null = null;
   /** While set (storage full), writes submitted as `ingest` are refused at once with this reason. */
@@ -98,7 +103,12 @@ export class GroupCommitter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight) {
+      // Asked for now while a batch commits: send what is queued as soon as that one is done, not a window later.
+      if (this.queue.length > 0) this.flushAfterInFlight = true;
+      return;
+    }
+    if (this.queue.length === 0) return;
     const items = this.queue;
     this.queue = [];
     this.queuedOps = 0;
@@ -111,35 +121,54 @@ export class GroupCommitter {
   private finish(changes: number[] | null, error: { message: string; code?: string } | null) {
     const batch = this.inFlight;
     if (!batch) return;
-    this.inFlight = null;
-    this.worker.unref();
     const ops = batch.items.reduce((n, p) => n + p.ops.length, 0);
+    let results: (p: Pending, offset: number) => [Error | null, number[]];
     if (error || !changes) {
       const e = new StorageError(error?.message ?? "commit failed", error?.code);
       if (!this.lastError) this.log.error({ err: e.message, code: e.code }, "commit failed; nothing in this batch was acknowledged");
       this.lastError = e;
       this.metrics.dropped.inc({ reason: "storage_error" }, ops);
-      for (const p of batch.items) p.done(e, []);
+      results = () => [e, []];
     } else {
       if (this.lastError) this.log.info("commits succeed again");
       this.lastError = null;
       this.metrics.commitSeconds.observe((performance.now() - batch.started) / 1000);
       this.metrics.commitBatch.observe(ops);
-      let i = 0;
-      for (const p of batch.items) {
-        const mine = changes.slice(i, i + p.ops.length);
-        i += p.ops.length;
+      results = (p, offset) => [null, changes.slice(offset, offset + p.ops.length)];
+    }
+    // Callers are told in slices of DONE_SLICE, yielding between them: a 1 s window's batch holds thousands of
+    // readings, and acking them all in one tick would stall the event loop for tens of ms. The batch stays in
+    // flight until all are told, so the next one cannot overtake it (PUBACKs keep the order of the PUBLISHes).
+    let next = 0;
+    let offset = 0;
+    const tell = () => {
+      const end = Math.min(batch.items.length, next + DONE_SLICE);
+      for (; next < end; next++) {
+        const p = batch.items[next]!;
+        const [err, mine] = results(p, offset);
+        offset += p.ops.length;
         try {
-          p.done(null, mine);
-        } catch (err) {
-          this.log.error({ err }, "post-commit step failed"); // the data is committed; the rest must still be told
+          p.done(err, mine);
+        } catch (e) {
+          this.log.error({ err: e }, "post-commit step failed"); // the data is committed; the rest must still be told
         }
       }
-    }
+      if (next < batch.items.length) setImmediate(tell);
+      else this.settled();
+    };
+    tell();
+  }
+
+  /** The batch in flight has been committed (or failed) and every caller told: start the next one. */
+  private settled() {
+    this.inFlight = null;
+    this.worker.unref();
+    const urgent = this.flushAfterInFlight;
+    this.flushAfterInFlight = false;
     if (this.queue.length > 0) {
-      if (this.closed || this.queuedOps >= this.opts.maxBatch) this.flush();
+      if (this.closed || urgent || this.queuedOps >= this.opts.maxBatch) this.flush();
       else if (!this.timer) this.timer = setTimeout(() => this.flush(), this.opts.intervalMs);
-    } else if (!this.inFlight) {
+    } else {
       for (const w of this.drainWaiters.splice(0)) w();
     }
   }

@@ -51,6 +51,8 @@ const WATCH_MS = 1000;
 
 export class ScheduleService {
   private readonly fired = new Map<string, number>();
+  /** device → when its next schedule edge is due (see noteNextEdge). */
+  private readonly nextDue = new Map<string, number>();
   private readonly manualAt = new Map<string, number>();
   private readonly onlineSince = new Map<string, number>();
   private readonly busy = new Map<string, Promise<void>>();
@@ -108,6 +110,7 @@ export class ScheduleService {
       db.sqlite.prepare("DELETE FROM schedule_state WHERE device_id = ?").run(deviceId);
       this.fired.delete(deviceId);
       this.manualAt.delete(deviceId);
+      this.nextDue.delete(deviceId);
     });
   }
 
@@ -120,8 +123,10 @@ export class ScheduleService {
     const arm = () => {
       if (this.closed) return;
       // Just past the next minute boundary of the hub's clock, or sooner to watch for jumps.
-      const toBoundary = 60_000 - (this.clock.now() % 60_000) + 5;
-      this.timer = setTimeout(wake, Math.min(WATCH_MS, toBoundary));
+      const now = this.clock.now();
+      const toBoundary = 60_000 - (now % 60_000) + 5;
+      const toEdge = Math.min(...this.nextDue.values()) - now + 5;
+      this.timer = setTimeout(wake, Math.max(5, Math.min(WATCH_MS, toBoundary, toEdge)));
       this.timer.unref();
     };
     const wake = () => {
@@ -139,6 +144,13 @@ export class ScheduleService {
         this.log.warn({ driftMs: Math.round(drift) }, "clock jumped; reconciling schedules");
         void this.reconcileAll("jump");
       } else if (crossed) void this.reconcileAll("tick");
+      else {
+        for (const [deviceId, due] of this.nextDue) {
+          if (due > w) continue;
+          this.nextDue.delete(deviceId);
+          void this.reconcile(deviceId, "tick");
+        }
+      }
       arm();
     };
     arm();
@@ -155,6 +167,23 @@ export class ScheduleService {
     return (this.db.sqlite.prepare("SELECT * FROM schedules WHERE device_id = ? ORDER BY created_at").all(deviceId) as Row[]).map(toSpec);
   }
 
+  /**
+   * Remembers when the device's next edge is due, so the tick timer wakes for it: an edge between minute boundaries
+   * (a one-shot at 22:00:30) is applied within a second, not at the next minute.
+   */
+  private noteNextEdge(deviceId: string): void {
+    if (this.closed) return;
+    const now = this.clock.now();
+    let due = Infinity;
+    for (const r of this.rules(deviceId)) {
+      if (!r.enabled) continue;
+      const e = nextEdge(r, now);
+      if (e && e.ts < due) due = e.ts;
+    }
+    if (due === Infinity) this.nextDue.delete(deviceId);
+    else this.nextDue.set(deviceId, due);
+  }
+
   async reconcileAll(reason: ReconcileReason): Promise<void> {
     if (this.closed) return;
     const ids = (this.db.sqlite.prepare("SELECT DISTINCT device_id FROM schedules WHERE enabled = 1").all() as { device_id: string }[]).map((r) => r.device_id);
@@ -167,7 +196,10 @@ export class ScheduleService {
     if (this.closed) return Promise.resolve();
     const running = this.busy.get(deviceId);
     if (running) return running;
-    const p = this.reconcileNow(deviceId, reason).finally(() => this.busy.delete(deviceId));
+    const p = this.reconcileNow(deviceId, reason).finally(() => {
+      this.busy.delete(deviceId);
+      this.noteNextEdge(deviceId);
+    });
     this.busy.set(deviceId, p);
     return p;
   }

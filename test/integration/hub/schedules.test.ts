@@ -190,6 +190,19 @@ describe("schedules on the hub's own triggers (issue 4 §1, injected clock, no r
     expect(t.hub.schedules.clockJumps).toBe(0);
   });
 
+  it("an edge between minute boundaries (a one-shot at 06:30:30) fires within 1.5 s of its instant, not at the next minute, once", async () => {
+    const w = wallClock("2026-12-03T06:30:24Z");
+    await bootLive(w);
+    const code = await t.pair("s1");
+    const { got } = await plug("s1", code, true);
+    expect((await t.api("/devices/s1/schedules", { body: { type: "once", at: "2026-12-03T06:30:30", action: "off", time_zone: "UTC" } })).status).toBe(201);
+    expect(got).toEqual([]);
+    await eventually(() => got.length, (n) => n > 0, "the 06:30:30 edge", 8000);
+    expect(w.now() - at("2026-12-03T06:30:30Z")).toBeLessThan(1500);
+    await sleep(1500);
+    expect(got).toEqual(["relay_off"]);
+  });
+
   it("F10: clock jumps of +1 h, −1 h, +1 day and −1 day are detected (wall vs monotonic) and reconciled at once, at most one action per device each", async () => {
     const w = wallClock("2026-12-03T21:59:00Z");
     await bootLive(w);
