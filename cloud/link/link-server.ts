@@ -244,7 +244,9 @@ export class LinkServer implements HubLink {
     if (!l) return;
     const access = await this.accessList(hubId);
     if (!access) {
-      // The hub was removed: its credential no longer works, and neither does its link.
+      // The hub was removed: nobody keeps local access through it (an empty list first, then the close the hub
+      // also reads as a revocation), and its credential and link stop working.
+      this.send(l, { type: "access", users: [], public_key_pem: this.deps?.publicKeyPem ?? "", issuer: this.deps?.issuer ?? "", issued_at: this.clock.now() });
       l.ws.close(4003, "hub removed");
       return;
     }

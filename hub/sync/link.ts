@@ -33,7 +33,13 @@ export class CloudLink {
 
   constructor(
     private readonly credential: () => UplinkCredential | null,
-    private readonly handlers: { onFrame: (f: LinkDownFrame) => void; onBadFrame: (raw: string, reason: string) => void; onOpen: () => void },
+    private readonly handlers: {
+      onFrame: (f: LinkDownFrame) => void;
+      onBadFrame: (raw: string, reason: string) => void;
+      onOpen: () => void;
+      /** The cloud no longer takes this hub: its link closed with 4003 "hub removed", or 401/403 at the upgrade. */
+      onRefused?: (reason: string) => void;
+    },
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly opts: LinkOptions,
@@ -130,12 +136,14 @@ export class CloudLink {
       const reason = `cloud refused the link: HTTP ${res.statusCode}`;
       this.log.warn({ status: res.statusCode }, reason);
       this.status.last_error = reason;
+      if (res.statusCode === 401 || res.statusCode === 403) this.handlers.onRefused?.(reason);
       ws.terminate();
     });
     ws.on("error", (err) => {
       this.status.last_error = err.message;
     });
-    ws.on("close", () => {
+    ws.on("close", (code) => {
+      if (code === 4003) this.handlers.onRefused?.("the cloud removed this hub (link closed 4003)");
       if (this.ping) clearInterval(this.ping);
       this.ping = null;
       if (this.ws === ws) this.ws = null;

@@ -94,7 +94,10 @@ export class SyncService {
     });
     const renumbered = new Counter({ name: "hub_sync_renumbered_rows_total", help: "outbox rows renumbered above the cloud's synced_seq after a rewound sequence", registers: [metrics.registry] });
     this.uplink = new Uplink(this.outbox, credential, clock, log.child({ part: "uplink" }), cfg.uplink, {
-      onBatch: (outcome) => metrics.syncBatches.inc({ outcome }),
+      onBatch: (outcome) => {
+        metrics.syncBatches.inc({ outcome });
+        if (/(^|_)http_40[13]$/.test(outcome)) void this.revokeCloudAccess(`the cloud refused this hub's credential (${outcome})`);
+      },
       onRenumber: (check) => {
         rewinds.inc();
         renumbered.inc(check.rows);
@@ -106,6 +109,7 @@ export class SyncService {
         onFrame: (f) => void this.onFrame(f),
         onBadFrame: (raw, reason) => this.onBadFrame(raw, reason),
         onOpen: () => this.onLinkOpen(),
+        onRefused: (reason) => void this.revokeCloudAccess(reason),
       },
       clock,
       log.child({ part: "link" }),
@@ -228,7 +232,16 @@ export class SyncService {
       throw new CloudUnavailableError(`the cloud did not answer: ${e.name === "TimeoutError" ? `no answer within ${this.cfg.uplink.requestTimeoutMs} ms` : (e.cause?.code ?? e.message)}`);
     }
     if (!res.ok) throw new CloudUnavailableError(`the cloud refused a new claim code (HTTP ${res.status}): ${text.slice(0, 200)}`);
-    const c = JSON.parse(text) as { claim_code: string; claim_expires_at: string };
+    let c: { claim_code: string; claim_expires_at: string };
+    try {
+      c = JSON.parse(text) as typeof c;
+    } catch {
+      c = { claim_code: "", claim_expires_at: "" };
+    }
+    // A 2xx from a captive portal or a proxy is not a claim code.
+    if (typeof c?.claim_code !== "string" || !c.claim_code || !Number.isFinite(Date.parse(c.claim_expires_at))) {
+      throw new CloudUnavailableError(`the cloud's answer is not a claim code (HTTP ${res.status}): ${text.slice(0, 200)}`);
+    }
     this.claim = { code: c.claim_code, expiresAt: Date.parse(c.claim_expires_at) };
     await this.committer.write(metaOp("cloud_claim", JSON.stringify(this.claim)), { now: true });
     this.log.info({ claimCode: c.claim_code }, `new claim code ${c.claim_code}`);
@@ -481,6 +494,17 @@ export class SyncService {
     this.log.info({ scheduleId: f.schedule_id, version: f.version }, "schedule applied from the cloud");
     await this.schedules.reconcile(f.device_id, "edit");
     await echo();
+  }
+
+  /**
+   * The cloud refuses this hub (removed in the cloud, or its credential revoked): no cloud user keeps local access
+   * through it. The list the cloud last sent stops counting — it will never send the revocation itself.
+   */
+  private async revokeCloudAccess(reason: string) {
+    if (!this.access || this.access.users.length === 0) return;
+    this.access = { ...this.access, users: [] };
+    this.log.warn({ reason }, "cloud users' local access revoked: the cloud refuses this hub");
+    await this.committer.write(metaOp("cloud_access", JSON.stringify(this.access)), { now: true }).catch((err: Error) => this.log.error({ err: err.message }, "revoked cloud access not saved"));
   }
 
   private async applyAccess(f: LinkAccess) {

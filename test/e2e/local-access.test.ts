@@ -331,4 +331,25 @@ describe("local access for cloud users (issue 6 §7)", () => {
     await eventually(() => local(erin, "/devices"), (r) => r.status === 401, "erin refused", 60_000);
     expect(Date.now() - t0).toBeLessThan(60_000);
   });
+
+  // Runs last: it removes the hub from the cloud.
+  it("a hub removed in the cloud honours no cloud grant any more (owner's and sharers'), while the hub's own users keep working", async () => {
+    // Whoever still has local access after the earlier rows (fresh grants: the ones issued earlier may be spent).
+    for (const u of [alice, bob, carol, dave]) {
+      const g = await cloud.api(`/hubs/${hubId}/local-grant`, { method: "POST", body: {}, token: u.token });
+      if (g.status === 200) grants.set(u.id, ((await g.json()) as { grant: string }).grant);
+    }
+    const before = [];
+    for (const u of [alice, bob, carol, dave]) if ((await local(u, "/devices")).status === 200) before.push(u);
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    expect((await cloud.api(`/hubs/${hubId}`, { method: "DELETE", token: alice.token })).status).toBe(204);
+    for (const u of before) {
+      const res = await eventually(() => local(u, "/devices"), (r) => r.status === 401, `${u.email} refused`, 10_000);
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+    }
+    // The list stays empty after a restart (the cloud will never send another one for this hub).
+    await hub.restart();
+    expect((await local(alice, "/devices")).status).toBe(401);
+    expect((await hub.api("/devices")).status).toBe(200); // the hub's own owner is not a cloud user
+  });
 });
