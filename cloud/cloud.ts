@@ -37,6 +37,11 @@ export interface CloudOptions {
   wsMaxBufferedBytes?: number;
   /** Hub link ping interval (default 15 s). */
   linkPingMs?: number;
+  /**
+   * How long this process trusts a sign-in check, a device-access answer or a latest state read from the database
+   * (default 2 s): the bound for changes made by another cloud process; its own changes apply at once.
+   */
+  recheckMs?: number;
 }
 
 export interface Cloud {
@@ -74,9 +79,10 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
       loginBurst: config.login.burst,
       loginRefillSec: config.login.refillSec,
       passwordCost: o.passwordCost,
+      recheckMs: o.recheckMs,
     });
     const hubs = new HubService(db.orm, link, bus, clock, log, { claimTtlSec: config.claim.ttlSec, claimBurst: config.claim.burst, claimRefillSec: config.claim.refillSec });
-    const devices = new DeviceService(db.orm, hubs, bus, clock, log, { secretCost: o.secretCost });
+    const devices = new DeviceService(db.orm, hubs, bus, clock, log, { secretCost: o.secretCost, recheckMs: o.recheckMs });
     const commands = new CommandService(db.orm, link, bus, clock, log, { ttlSec: config.commandTtlSec, waitMs: config.commandWaitMs, onStatus: (status) => metrics.commands.inc({ status }) });
     const influx = new InfluxV1(
       {

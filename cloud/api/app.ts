@@ -231,7 +231,7 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
     res.status(COMMAND_HTTP[response.status]).json(response);
   });
   app.get("/devices/:id/telemetry", auth, async (req, res: Res) => {
-    const { row } = await d.devices.resolve(uid(res), param(req, "id"));
+    const row = await d.devices.resolveRef(uid(res), param(req, "id"));
     const q = validate(TelemetryQuery, req.query);
     const end = q.end ? Date.parse(q.end) : d.clock.now();
     const start = q.start ? Date.parse(q.start) : end - 24 * 3600_000;
@@ -247,20 +247,21 @@ export function buildCloudApi(d: CloudApiDeps): express.Express {
     });
   });
   app.get("/devices/:id/telemetry/latest", auth, async (req, res: Res) => {
-    const { row } = await d.devices.resolve(uid(res), param(req, "id"));
-    if (!row.latestAt) throw new NotFoundError(`device '${row.deviceId}' has not reported a reading yet`);
+    const id = param(req, "id");
+    const l = await d.devices.latest(await d.devices.resolveRef(uid(res), id), id);
+    if (!l.latestAt) throw new NotFoundError(`device '${l.deviceId}' has not reported a reading yet`);
     res.json({
-      device_id: row.deviceId,
-      timestamp: row.latestAt.toISOString(),
-      voltage: row.voltage,
-      current: row.current,
-      power: row.power,
-      energy_wh: row.energyWh === null ? null : Math.round(row.energyWh * 1000) / 1000,
-      relay_state: row.relayOn,
+      device_id: l.deviceId,
+      timestamp: l.latestAt.toISOString(),
+      voltage: l.voltage,
+      current: l.current,
+      power: l.power,
+      energy_wh: l.energyWh === null ? null : Math.round(l.energyWh * 1000) / 1000,
+      relay_state: l.relayOn,
     });
   });
   app.get("/devices/:id/energy", auth, async (req, res: Res) => {
-    const { row } = await d.devices.resolve(uid(res), param(req, "id"));
+    const row = await d.devices.resolveRef(uid(res), param(req, "id"));
     const q = validate(EnergyQuery, req.query);
     const end = q.end ? Date.parse(q.end) : d.clock.now();
     const start = q.start ? Date.parse(q.start) : end - (q.period === "day" ? 7 : q.period === "week" ? 28 : 365) * 86_400_000;

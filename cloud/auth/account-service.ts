@@ -1,7 +1,9 @@
 // Cloud accounts (issue 5 §3): open registration, sign-in with rate limits, rotating opaque refresh tokens
 // stored hashed (reuse revokes the family, A13), logout, profile and password changes.
-// Access tokens die with their family: every request checks the family in the database, so a revocation in
-// one process holds in all of them.
+// Access tokens die with their family. Every request checks that its user exists and its family is not revoked:
+// from the database, or from an answer of at most `recheckMs` ago (bounded-cache.ts). A revocation in this
+// process forgets that answer before it returns, so it holds here at once; one made by another cloud process
+// holds here within `recheckMs`.
 import { randomBytes, randomUUID, type ScryptOptions } from "node:crypto";
 import { and, eq, gt, isNull, ne, sql } from "drizzle-orm";
 import type { CloudOrm } from "../db/open-db.js";
@@ -13,6 +15,7 @@ import { ConflictError, TooManyRequestsError, UnauthorizedError } from "../../sh
 import { hashSecret, sha256, verifySecret, SCRYPT_PASSWORD } from "./secrets.js";
 import type { TokenService, AccessClaims } from "./token-service.js";
 import { KeyedBuckets } from "./rate-limit.js";
+import { BoundedCache } from "./bounded-cache.js";
 import { audit, type Actor } from "../audit.js";
 
 export interface AccountOptions {
@@ -21,7 +24,14 @@ export interface AccountOptions {
   loginBurst: number;
   loginRefillSec: number;
   passwordCost?: ScryptOptions;
+  /** How long a "user exists, sign-in not revoked" answer is trusted for changes made by another process (ms). */
+  recheckMs?: number;
 }
+
+/** Default `recheckMs`: the bound on how late a revocation by another cloud process reaches this one. */
+export const SESSION_RECHECK_MS = 2_000;
+/** Sign-ins (token families) whose check is kept at most. */
+const SESSIONS_MAX = 20_000;
 
 type UserRow = typeof users.$inferSelect;
 
@@ -30,6 +40,8 @@ export class AccountService {
   private readonly failuresByEmail: KeyedBuckets;
   private dummyHash: Promise<string> | null = null;
   private readonly onRevoke: ((familyId: string) => void)[] = [];
+  /** familyId → userId of a sign-in checked live (user exists, family not revoked) within `recheckMs`. */
+  private readonly liveSessions: BoundedCache<string, string>;
 
   constructor(
     private readonly db: CloudOrm,
@@ -41,6 +53,7 @@ export class AccountService {
     const rate = 1 / opts.loginRefillSec;
     this.failuresByIp = new KeyedBuckets(rate, opts.loginBurst);
     this.failuresByEmail = new KeyedBuckets(rate, opts.loginBurst);
+    this.liveSessions = new BoundedCache({ max: SESSIONS_MAX, ttlMs: opts.recheckMs ?? SESSION_RECHECK_MS, now: () => clock.now() });
   }
 
   private get cost(): ScryptOptions {
@@ -116,6 +129,7 @@ export class AccountService {
       await tx.update(refreshTokens).set({ revokedAt: now }).where(and(eq(refreshTokens.familyId, familyId), isNull(refreshTokens.revokedAt)));
       await audit(tx, now, actor, { action: "session.revoke", targetType: "session", targetId: familyId, detail: { why } });
     });
+    this.liveSessions.invalidate(familyId);
     this.log.warn({ familyId, why }, "token family revoked");
     for (const f of this.onRevoke) f(familyId);
   }
@@ -132,6 +146,8 @@ export class AccountService {
     } catch {
       throw new UnauthorizedError("access token is invalid or expired");
     }
+    if (this.liveSessions.get(claims.familyId) === claims.userId) return claims;
+    const ticket = this.liveSessions.begin();
     const [row] = await this.db
       .select({
         id: users.id,
@@ -142,6 +158,7 @@ export class AccountService {
       .limit(1);
     if (!row) throw new UnauthorizedError("user no longer exists");
     if (row.revoked) throw new UnauthorizedError("this sign-in was revoked");
+    this.liveSessions.fill(claims.familyId, claims.userId, ticket);
     return claims;
   }
 
@@ -204,6 +221,7 @@ export class AccountService {
       await audit(tx, now, actor, { action: "user.password", targetType: "user", targetId: row.id });
       return [...new Set(fams.map((f) => f.familyId))];
     });
+    for (const fam of revoked) this.liveSessions.invalidate(fam);
     for (const fam of revoked) for (const f of this.onRevoke) f(fam);
     this.log.info({ userId: row.id, revokedSessions: revoked.length }, "password changed");
   }

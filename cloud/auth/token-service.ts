@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { join } from "node:path";
 import type { Logger } from "../../shared/logger.js";
 import { LOCAL_GRANT_TYP, localGrantAudience } from "../../shared/schemas/cloud.js";
+import { BoundedCache } from "./bounded-cache.js";
 
 const ALG = "EdDSA";
 export const ACCESS_TYP = "at+jwt";
@@ -18,7 +19,17 @@ export interface AccessClaims {
   familyId: string;
 }
 
+/** Verified access tokens kept (each ≤ accessTtl); beyond that the oldest are verified again on their next use. */
+const VERIFIED_MAX = 20_000;
+
 export class TokenService {
+  /**
+   * Access tokens this process verified → their claims, until their `exp`: Ed25519 verification runs once per
+   * token, not once per request. Keyed by the whole token, so any other byte string is verified in full; the expiry
+   * is jose's own rule (valid while now < exp, on the system clock as jose reads it).
+   */
+  private readonly verified = new BoundedCache<string, AccessClaims>({ max: VERIFIED_MAX, ttlMs: Infinity, now: Date.now });
+
   private constructor(
     private readonly privateKey: CryptoKey,
     private readonly publicKey: CryptoKey,
@@ -79,6 +90,9 @@ export class TokenService {
 
   /** Throws on anything but a valid, unexpired access token of this cloud. */
   async verifyAccess(token: string): Promise<AccessClaims> {
+    const known = this.verified.get(token);
+    if (known) return known;
+    const ticket = this.verified.begin();
     const { payload } = await jwtVerify(token, this.publicKey, {
       algorithms: [ALG],
       issuer: this.issuer,
@@ -86,7 +100,9 @@ export class TokenService {
       typ: ACCESS_TYP,
       requiredClaims: ["exp", "iat", "sub", "fam"],
     });
-    if (typeof payload.fam !== "string" || typeof payload.sub !== "string") throw new Error("bad claims");
-    return { userId: payload.sub, familyId: payload.fam };
+    if (typeof payload.fam !== "string" || typeof payload.sub !== "string" || typeof payload.exp !== "number") throw new Error("bad claims");
+    const claims: AccessClaims = Object.freeze({ userId: payload.sub, familyId: payload.fam });
+    this.verified.fill(token, claims, ticket, payload.exp * 1000);
+    return claims;
   }
 }

@@ -1,6 +1,9 @@
 // Devices and sharing (issue 5 §5). A device belongs to a hub; the hub's owner owns it; a whole hub or a single
 // device can be shared as viewer or controller. Every lookup goes through `resolve`, which answers a device the
-// caller may not see exactly like one that does not exist (RELIABILITY A10).
+// caller may not see exactly like one that does not exist (RELIABILITY A10). Reads go through `resolveRef`,
+// which may answer from a check of at most `recheckMs` ago (auth/bounded-cache.ts): every change to access this
+// process makes (share, unshare, claim, device or hub removal, all on the bus) forgets those answers before its
+// request returns; a change made by another cloud process reaches this one within `recheckMs`.
 import { randomUUID, type ScryptOptions } from "node:crypto";
 import { and, eq, or, sql, type SQL } from "drizzle-orm";
 import type { CloudOrm } from "../db/open-db.js";
@@ -17,12 +20,39 @@ import { isUniqueViolation } from "../auth/account-service.js";
 import { audit, type Actor } from "../audit.js";
 import { atLeast, type HubService } from "../hubs/hub-service.js";
 import type { CloudBus } from "../bus.js";
+import { BoundedCache } from "../auth/bounded-cache.js";
 
 export type DeviceRow = typeof devices.$inferSelect;
 export interface DeviceAccess {
   row: DeviceRow;
   role: AccessRole;
 }
+
+/** What a read needs to know about a device the caller may see: its keys and the caller's role. */
+export interface DeviceRef {
+  readonly userId: string;
+  /** devices.id, unique across hubs */
+  readonly pk: string;
+  readonly hubId: string;
+  readonly deviceId: string;
+  readonly role: AccessRole;
+}
+
+/** The latest state a hub reported (GET /devices/{id}/telemetry/latest); `latestAt` null until the first report. */
+export interface LatestView {
+  readonly deviceId: string;
+  readonly latestAt: Date | null;
+  readonly voltage: number | null;
+  readonly current: number | null;
+  readonly power: number | null;
+  readonly energyWh: number | null;
+  readonly relayOn: boolean | null;
+}
+
+/** Default `recheckMs`: the bound on how late another process's access or latest-state change shows here. */
+export const DEVICE_RECHECK_MS = 2_000;
+/** (user, device) answers and latest states kept at most. */
+const DEVICE_CACHE_MAX = 20_000;
 
 /** Where a plug finds its hub's broker, per family (the hub's adapters' `topicFor`). */
 const TOPIC: Record<PlugFamily, (id: string) => string> = {
@@ -36,14 +66,55 @@ const TOPIC: Record<PlugFamily, (id: string) => string> = {
 const QUALIFIED = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})~(.+)$/i;
 
 export class DeviceService {
+  /** `${userId}\n${idParam}` → the device that name resolved to for that user. Only answers that found a device. */
+  private readonly refs: BoundedCache<string, DeviceRef>;
+  /** devices.id → its latest state. */
+  private readonly latestStates: BoundedCache<string, LatestView>;
+  private latestByPk: ReturnType<DeviceService["prepareLatest"]> | null = null;
+
   constructor(
     private readonly db: CloudOrm,
     private readonly hubs: HubService,
     private readonly bus: CloudBus,
     private readonly clock: Clock,
     private readonly log: Logger,
-    private readonly opts: { secretCost?: ScryptOptions },
-  ) {}
+    private readonly opts: { secretCost?: ScryptOptions; recheckMs?: number },
+  ) {
+    const cache = { max: DEVICE_CACHE_MAX, ttlMs: opts.recheckMs ?? DEVICE_RECHECK_MS, now: () => clock.now() };
+    this.refs = new BoundedCache(cache);
+    this.latestStates = new BoundedCache(cache);
+    // Bus listeners run synchronously inside emit, which every writer calls after its commit and before it answers.
+    bus.on("accessChanged", ({ userIds }) => {
+      if (userIds === "*") {
+        this.refs.clear();
+        this.latestStates.clear();
+      } else {
+        this.refs.invalidateWhere((r) => userIds.includes(r.userId));
+      }
+    });
+    bus.on("deviceRemoved", ({ devicePk }) => {
+      this.refs.invalidateWhere((r) => r.pk === devicePk);
+      this.latestStates.invalidate(devicePk);
+    });
+    bus.on("readingReported", ({ devicePk }) => this.latestStates.invalidate(devicePk));
+  }
+
+  private prepareLatest() {
+    return this.db
+      .select({
+        deviceId: devices.deviceId,
+        latestAt: devices.latestAt,
+        voltage: devices.voltage,
+        current: devices.current,
+        power: devices.power,
+        energyWh: devices.energyWh,
+        relayOn: devices.relayOn,
+      })
+      .from(devices)
+      .where(eq(devices.id, sql.placeholder("pk")))
+      .limit(1)
+      .prepare("device_latest_by_pk");
+  }
 
   /** The role expression for `userId` over devices ⋈ hubs ⟕ hub_users ⟕ device_users. */
   private visible(userId: string) {
@@ -78,6 +149,35 @@ export class DeviceService {
       });
     }
     return { row: rows[0]!.row, role: rows[0]!.role ?? "viewer" };
+  }
+
+  /**
+   * `resolve` for reads: the same answers (404 for missing or not yours, 409 for an ambiguous id), kept for
+   * `recheckMs` when a device was found. Writes use `resolve`/`require`, which always ask the database.
+   */
+  async resolveRef(userId: string, idParam: string): Promise<DeviceRef> {
+    const key = `${userId}\n${idParam}`;
+    const known = this.refs.get(key);
+    if (known) return known;
+    const ticket = this.refs.begin();
+    const latestTicket = this.latestStates.begin();
+    const { row, role } = await this.resolve(userId, idParam);
+    const ref: DeviceRef = Object.freeze({ userId, pk: row.id, hubId: row.hubId, deviceId: row.deviceId, role });
+    this.refs.fill(key, ref, ticket);
+    this.latestStates.fill(row.id, latestView(row), latestTicket);
+    return ref;
+  }
+
+  /** The latest state of a device `resolveRef` found; 404 (as for a missing device) if it was removed since. */
+  async latest(ref: DeviceRef, idParam: string): Promise<LatestView> {
+    const known = this.latestStates.get(ref.pk);
+    if (known) return known;
+    const ticket = this.latestStates.begin();
+    this.latestByPk ??= this.prepareLatest();
+    const [row] = await this.latestByPk.execute({ pk: ref.pk });
+    if (!row) throw new NotFoundError(`no device '${idParam.slice(0, 100)}'`);
+    this.latestStates.fill(ref.pk, row, ticket);
+    return row;
   }
 
   async require(userId: string, idParam: string, need: AccessRole): Promise<DeviceAccess> {
@@ -162,6 +262,8 @@ export class DeviceService {
       throw err;
     }
     this.log.info({ hubId: hub.id, deviceId: row.deviceId }, "device created");
+    // The same hub-local id on another of the caller's hubs is now ambiguous (409) without its hub.
+    this.refs.invalidateWhere((r) => r.deviceId === row.deviceId);
     this.bus.emit("configPending", { hubId: hub.id });
     const topic = TOPIC[req.family](req.device_id);
     return {
@@ -295,6 +397,10 @@ export class DeviceService {
     const [r] = await this.db.select({ id: devices.id }).from(devices).where(and(eq(devices.hubId, hubId), eq(devices.deviceId, deviceId))).limit(1);
     return r?.id ?? null;
   }
+}
+
+function latestView(r: DeviceRow): LatestView {
+  return { deviceId: r.deviceId, latestAt: r.latestAt, voltage: r.voltage, current: r.current, power: r.power, energyWh: r.energyWh, relayOn: r.relayOn };
 }
 
 export function toDevice(r: DeviceRow): Device {
