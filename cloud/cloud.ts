@@ -18,7 +18,7 @@ import { CommandService } from "./devices/command-service.js";
 import { InfluxV1 } from "./timeseries/influx-v1.js";
 import { RollupStore } from "./timeseries/rollup-store.js";
 import type { HubLink } from "./link/hub-link.js";
-import { buildCloudApi } from "./api/app.js";
+import { buildCloudApi, cloudRequestListener } from "./api/app.js";
 import { attachLiveSocket } from "./api/ws.js";
 import { SyncService } from "./sync/sync-service.js";
 import { LinkServer } from "./link/link-server.js";
@@ -142,7 +142,7 @@ export async function startCloud(config: Readonly<CloudConfig>, o: CloudOptions)
     const schedules = new ScheduleService(db.orm, devices, hubs, bus, clock, log);
     const localGrants = new LocalGrantService(db.orm, hubs, tokens, (hubId) => linkServer.localApiUrl(hubId), clock, log, { ttlSec: config.grantTtlSec });
     const app = buildCloudApi({ accounts, hubs, devices, commands, rollups, metrics, health, log, clock, corsOrigins: config.corsOrigins, hubRegistrationsPerHour: config.hubRegistrationsPerHour, trustProxy: config.trustProxy, hubSync, localGrants, schedules });
-    const server: Server = createServer(app);
+    const server: Server = createServer(cloudRequestListener(app, { accounts, devices, metrics }));
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
     const live = attachLiveSocket(server, { accounts, devices, hubs, bus, metrics, log, allowedOrigins: config.corsOrigins, maxBufferedBytes: o.wsMaxBufferedBytes });

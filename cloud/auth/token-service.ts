@@ -88,6 +88,11 @@ export class TokenService {
       .sign(this.privateKey);
   }
 
+  /** The claims of a token `verifyAccess` accepted and that has not expired since; undefined for any other. */
+  verifiedFromMemory(token: string): AccessClaims | undefined {
+    return this.verified.get(token);
+  }
+
   /** Throws on anything but a valid, unexpired access token of this cloud. */
   async verifyAccess(token: string): Promise<AccessClaims> {
     const known = this.verified.get(token);

@@ -71,6 +71,7 @@ export class DeviceService {
   /** devices.id → its latest state. */
   private readonly latestStates: BoundedCache<string, LatestView>;
   private latestByPk: ReturnType<DeviceService["prepareLatest"]> | null = null;
+  private rowByPk: ReturnType<DeviceService["prepareRow"]> | null = null;
 
   constructor(
     private readonly db: CloudOrm,
@@ -166,6 +167,24 @@ export class DeviceService {
     this.refs.fill(key, ref, ticket);
     this.latestStates.fill(row.id, latestView(row), latestTicket);
     return ref;
+  }
+
+  private prepareRow() {
+    return this.db.select().from(devices).where(eq(devices.id, sql.placeholder("pk"))).limit(1).prepare("device_by_pk");
+  }
+
+  /** The current row of a device `resolveRef` found (read each time); 404 (as for a missing device) if it was removed since. */
+  async row(ref: DeviceRef, idParam: string): Promise<DeviceRow> {
+    this.rowByPk ??= this.prepareRow();
+    const [row] = await this.rowByPk.execute({ pk: ref.pk });
+    if (!row) throw new NotFoundError(`no device '${idParam.slice(0, 100)}'`);
+    return row;
+  }
+
+  /** `resolveRef` and `latest` answered from memory alone; undefined when either would ask the database. */
+  latestFromMemory(userId: string, idParam: string): LatestView | undefined {
+    const ref = this.refs.get(`${userId}\n${idParam}`);
+    return ref && this.latestStates.get(ref.pk);
   }
 
   /** The latest state of a device `resolveRef` found; 404 (as for a missing device) if it was removed since. */

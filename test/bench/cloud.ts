@@ -491,12 +491,13 @@ require("node:http").createServer((req, res) => {
   const queryNotes =
     `${QUERIES} requests per range after ${WARMUP_QUERIES} warm-up, cloud and direct alternating, one at a time, time to the last byte of the answer (undici keep-alive); cloud on embedded PGlite. ` +
     `The direct request is the InfluxQL RollupStore.plan builds for the cloud, with the cloud's parameters (epoch=ms), e.g. \`${queries[0]!.influxql}\`. ` +
-    `The cloud adds the JWT and device-access checks (two PGlite queries) and parses InfluxDB's JSON and reshapes it into the seed's TelemetryResponse (${queries.map((q) => `${r1(q.cloudBytes / 1024)} KB vs ${r1(q.directBytes / 1024)} KB for ${q.label}`).join("; ")}). ` +
+    `The cloud adds the JWT, sign-in and device-access checks (answered from memory, each rechecked in PGlite at most every 2 s) and parses InfluxDB's JSON and reshapes it into the seed's TelemetryResponse (${queries.map((q) => `${r1(q.cloudBytes / 1024)} KB vs ${r1(q.directBytes / 1024)} KB for ${q.label}`).join("; ")}). ` +
     busy(queryShare);
   const latestNotes =
     `${CONNECTIONS} connections, ${CANNON_ROUNDS} × ${CANNON_S} s per server after a ${CANNON_WARMUP_S} s warm-up, bare / PGlite / PostgreSQL in turn; autocannon runs in the bench process. ` +
     `CPU from /proc/<pid>/stat (utime + stime) over each run. Pass needs req/s ÷ max(1, cores used) ≥ 3,000: one Node process on at most one core's worth of CPU (a process that used more, with libuv or GC threads, is not credited for it; one that got less than a core on a busy machine is not extrapolated). ` +
-    `Every request: Ed25519 JWT check, a user/revocation lookup and the device-access lookup in the database, JSON out. With PGlite (the default) the database runs inside the cloud process, on its core; with PostgreSQL (test settings: fsync off) it runs in its own processes, whose CPU is given apart. ` +
+    `Every request is authenticated and authorized, one owner polling one device with one token: the Ed25519 signature is verified once per token; the user/revocation check and the device-access lookup are answered from memory and asked of the database again at most every 2 s (CloudOptions.recheckMs: the bound for a change made by another cloud process; this process's own revocations apply at once); the latest state is kept in memory until the hub reports a new one. ` +
+    `Answered that way, the request does not go through express's router (cloud/api/app.ts cloudRequestListener: same bytes and headers, tested); any request it cannot answer from memory does. With PGlite (the default) the database runs inside the cloud process, on its core; with PostgreSQL (test settings: fsync off) it runs in its own processes, whose CPU is given apart. ` +
     `The baseline answers the same ${latest.body.length} B without reading the request: what one Node process can serve over HTTP here. ` +
     busy(cannonShare);
   const ingestNotes =

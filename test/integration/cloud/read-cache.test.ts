@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startInflux, type TestInflux } from "../../helpers/influx.js";
 import { startPostgres, type TestPostgres } from "../../helpers/postgres.js";
 import { SERVICE_START_MS, startTestCloud, hubAuth, type Backend, type TestCloud, type TestUser } from "../../helpers/cloud.js";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import express from "express";
 import { startCloud, type Cloud } from "../../../cloud/cloud.js";
+import { cloudRequestListener } from "../../../cloud/api/app.js";
 import { loadCloudConfig } from "../../../cloud/config.js";
 import { createLogger } from "../../../shared/logger.js";
 
@@ -172,6 +176,80 @@ describe.each<Backend>(["pglite", "postgres"])("read-path caches on %s: this pro
     expect((await latest(id, claimer)).status).toBe(404);
     expect((await t.api("/hubs/claim", { body: { claim_code: reg.claim_code }, token: claimer.token })).status).toBe(200);
     expect((await latest(id, claimer)).status).toBe(200);
+  });
+});
+
+describe.each<Backend>(["pglite", "postgres"])("GET /devices/{id}/telemetry/latest answered from memory on %s", (backend) => {
+  let t: TestCloud;
+  let owner: TestUser;
+  let hubId: string;
+  beforeAll(async () => {
+    t = await startTestCloud({ influxUrl: influx.url, backend, postgres });
+    owner = await t.user("owner");
+    hubId = (await t.hub(owner)).hub_id;
+    for (const id of ["m1", "m2"]) await t.device(owner, hubId, id);
+    await t.cloud.devices.setLatest(hubId, { device_id: "m1", ts: Date.now(), power: 42.5, voltage: 230.1, current: 0.185, energy_wh: 1234.5678, relay_state: true });
+  }, SERVICE_START_MS);
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("answers the plain request with express's bytes and headers (but Date)", async () => {
+    const get = (path: string) => t.api(path, { token: owner.token });
+    await get("/devices/m1/telemetry/latest"); // warms the answers
+    const viaMemory = await get("/devices/m1/telemetry/latest");
+    const viaExpress = await get("/devices/m1/telemetry/latest?via=express"); // a query string always goes to express
+    const shape = async (r: Response) => ({ status: r.status, headers: [...r.headers].filter(([k]) => k !== "date"), body: await r.text() });
+    expect(await shape(viaMemory)).toEqual(await shape(viaExpress));
+    expect(viaMemory.headers.get("etag")).toMatch(/^W\/"/);
+  });
+
+  describe("which requests it answers, and which it leaves to express", () => {
+    // The listener in front of an express app that answers every request it is given with 599: what the cloud's
+    // own app would have handled shows as 599.
+    let server: Server;
+    let url: string;
+    beforeAll(async () => {
+      const fallback = express();
+      fallback.use((_req, res) => void res.status(599).end());
+      server = createServer(cloudRequestListener(fallback, t.cloud));
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+    const via = async (path: string, init: { method?: string; headers?: Record<string, string> } = {}) => (await fetch(url + path, { method: init.method ?? "GET", headers: { authorization: `Bearer ${owner.token}`, ...init.headers } })).status;
+
+    it("a request it cannot answer from memory alone goes to express; then the same request is answered", async () => {
+      const u = await t.user(`cold-${Date.now()}`);
+      expect((await t.api(`/devices/m1/shares`, { body: { email: u.email, role: "viewer" }, token: owner.token })).status).toBe(201);
+      const get = () => fetch(`${url}/devices/m1/telemetry/latest`, { headers: { authorization: `Bearer ${u.token}` } });
+      expect((await get()).status).toBe(599); // nothing of this user's is known yet
+      expect((await t.api("/devices/m1/telemetry/latest", { token: u.token })).status).toBe(200); // the cloud's own answer fills it
+      expect((await get()).status).toBe(200);
+      expect((await t.api(`/devices/m1/shares/${u.id}`, { method: "DELETE", token: owner.token })).status).toBe(204);
+      expect((await get()).status).toBe(599); // revoked: express decides (404)
+      expect((await t.api("/devices/m1/telemetry/latest", { token: u.token })).status).toBe(404);
+    });
+
+    it("anything but the plain GET with a known bearer token goes to express", async () => {
+      expect((await t.api("/devices/m1/telemetry/latest", { token: owner.token })).status).toBe(200);
+      expect(await via("/devices/m1/telemetry/latest")).toBe(200);
+      expect(await via("/devices/m1/telemetry/latest?x=1")).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest/")).toBe(599);
+      expect(await via("/DEVICES/m1/telemetry/latest")).toBe(599);
+      expect(await via("/devices/m%31/telemetry/latest")).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest", { method: "HEAD" })).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest", { headers: { origin: "https://app.example" } })).toBe(599); // CORS
+      expect(await via("/devices/m1/telemetry/latest", { headers: { "if-none-match": '"x"' } })).toBe(599); // 304s
+      expect(await via("/devices/m1/telemetry/latest", { headers: { "if-modified-since": new Date().toUTCString() } })).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest", { headers: { authorization: `bearer ${owner.token}` } })).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest", { headers: { authorization: `Bearer ${owner.token}x` } })).toBe(599);
+      expect(await via("/devices/m1/telemetry/latest", { headers: { authorization: "" } })).toBe(599);
+      expect(await via("/devices/m2/telemetry/latest")).toBe(599); // no reading yet: express answers the 404
+      expect(await via("/devices/never/telemetry/latest")).toBe(599);
+      expect(await via("/devices/m1/telemetry")).toBe(599);
+    });
   });
 });
 
