@@ -163,7 +163,11 @@ async function stopProcess(p: ChildProcess) {
   await gone;
 }
 
-/** CPU seconds used so far by this process's descendants named `comm` (PostgreSQL's postmaster and backends). */
+/**
+ * CPU seconds used so far by this process's descendants named `comm` (PostgreSQL's postmaster and backends),
+ * counting those that exited: a backend's CPU moves into its parent's cutime/cstime when it is reaped (a pool
+ * closing an idle connection mid-run made the difference negative without them).
+ */
 function descendantCpuSeconds(comm: string): number {
   const procs = new Map<number, { ppid: number; comm: string; cpu: number }>();
   for (const name of readdirSync("/proc")) {
@@ -171,7 +175,8 @@ function descendantCpuSeconds(comm: string): number {
     try {
       const stat = readFileSync(`/proc/${name}/stat`, "utf8");
       const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      procs.set(Number(name), { ppid: Number(f[1]), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: (Number(f[11]) + Number(f[12])) / 100 });
+      // utime, stime, cutime, cstime (fields 14–17 of proc(5)), in clock ticks (100 Hz).
+      procs.set(Number(name), { ppid: Number(f[1]), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100 });
     } catch {
       /* gone */
     }
