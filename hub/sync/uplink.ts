@@ -132,6 +132,12 @@ export class Uplink {
     acked_seq: 0,
   };
   private inFlight: AbortController | null = null;
+  /**
+   * A one-row batch refused without a named row while the endpoint took a known-good row just after: it is sent once
+   * more alone and dead-lettered only if refused again, so a blanket refusal that ends between the row and the probe
+   * (a proxy coming back) never dead-letters a good row.
+   */
+  private suspect: number | null = null;
   private prefetch: { limit: number; batch: Promise<Batch | null> } | null = null;
 
   constructor(
@@ -308,6 +314,7 @@ export class Uplink {
       }
       const upTo = Math.min(lastSeq, ack.data.acked_seq);
       await this.outbox.ack(upTo);
+      this.suspect = null;
       this.log.debug({ rows: wire.length, gzipBytes: body.length, prepareMs: Math.round(tSend - tPrep), requestMs: Math.round(tAck - tSend), ackMs: Math.round(performance.now() - tAck) }, "sync batch acked");
       this.hooks.onBatch?.("acked", wire.length);
       this.status.state = "idle";
@@ -414,7 +421,8 @@ export class Uplink {
 
   /**
    * A 4xx other than 401/403/408/429. Rows are dead-lettered only on proof (RELIABILITY F7): the cloud named them
-   * in `rejected[]`, or a one-row batch was refused while the endpoint takes a known-good row. Everything else
+   * in `rejected[]`, or a one-row batch was refused, the endpoint then took a known-good row, and the row sent alone
+   * once more was refused again. Everything else
    * pauses the uplink with a visible status and backs off: a wrong URL or a proxy must never empty the outbox.
    */
   private async refused(status: number, text: string, batch: Batch, cred: UplinkCredential): Promise<number> {
@@ -436,12 +444,21 @@ export class Uplink {
         return 0;
       }
       const seq = wire[0]!.seq;
-      const probe = await this.probe(cred, seq);
-      if (probe === "accepted") {
+      if (this.suspect === seq) {
+        // Refused again, alone, right after the endpoint took a known-good row: this row is what is wrong.
+        this.suspect = null;
         await this.deadLetter(batch, new Map([[seq, detail]]));
         this.status.state = "idle";
         return 0;
       }
+      const probe = await this.probe(cred, seq);
+      if (probe === "accepted") {
+        this.suspect = seq;
+        this.log.warn({ status, seq }, "cloud refused a one-row batch but took a known-good row; sending the row once more before dead-lettering it");
+        this.status.state = "idle";
+        return 0;
+      }
+      this.suspect = null;
       this.log.error({ status, seq, probe }, "cloud refused a one-row batch without naming the row, and does not take a known-good row either; nothing dead-lettered, sync paused");
       return this.fail(`the cloud endpoint refuses every batch (HTTP ${status}: ${detail.slice(0, 200)}); nothing dead-lettered — check HUB_CLOUD_URL and any proxy`, "endpoint_refused");
     }

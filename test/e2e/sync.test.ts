@@ -290,7 +290,7 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(fridge.relay_state).toBe(bulk.lastRelay);
   });
 
-  it("F7 behind a proxy: a 413 halves the batch; a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through", async () => {
+  it("F7 behind a proxy: a 413 halves the batch; a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through and it is refused again; a refusal that stops in between dead-letters nothing", async () => {
     const { owner, from } = await setup(10);
     const { hubId } = await claim(hub!, cloud!, owner);
     await drained(hub!);
@@ -326,6 +326,27 @@ describe("hub ↔ cloud sync, end to end", () => {
     await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained around the blocked row", 20_000);
     expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "kettle-1", reason: "HTTP 400" }]);
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 1');
+
+    // A refusal that ends between the lone row and the probe (a proxy that stops blocking) dead-letters nothing: the
+    // row is sent alone once more after the known-good row went through, and goes through too.
+    expect((await hub!.api("/devices/kettle-1", { method: "PATCH", token, body: { name: "<script>again</script>" } })).status).toBe(200);
+    await hub!.pair("bulk-4");
+    queueBulk(hub!, "bulk-4", { rollups: 300, relayEvery: 50, fromMs: from - 86_400_000 / 2 });
+    let alone = 0;
+    p.fault = {
+      kind: "hook",
+      onSync: async (body) => {
+        const rows = (JSON.parse(gunzipSync(body).toString()) as { rows: unknown[] }).rows;
+        if (!JSON.stringify(rows).includes("<script>")) return "forward";
+        return rows.length > 1 || alone++ === 0 ? { status: 400 } : "forward";
+      },
+    };
+    await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained after a refusal that stopped", 20_000);
+    expect(alone, "the lone row was sent twice: refused, then accepted").toBe(2);
+    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "kettle-1", reason: "HTTP 400" }]);
+    expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 2');
+    const kettle = await (await cloud!.api("/devices/kettle-1", { token: owner.token })).json();
+    expect(kettle.name).toBe("<script>again</script>");
     const diff = sameRollups(hubRollups(hub!.hub.db.sqlite, "1m"), await cloudRollups(influx.url, cloud!.influxPrefix, hubId, "1m"));
     expect(diff).toEqual({ missing: [], extra: [], different: [] });
   });

@@ -141,6 +141,8 @@ async function provesF9(id: string, code: string, o: { fill: () => void; free: (
   expect(lost).toEqual([]);
   return { resumedAfterMs: Date.now() - freed };
 }
+/** Above the sum of provesF9's own bounds (15 + 2.3 + 60 + 15 s), so that a slow step fails with its own message. */
+const F9_TIMEOUT = 120_000;
 
 /** Mounts a tmpfs of `mb` MiB on a fresh directory; null when this machine does not allow it (not root). */
 function mountTmpfs(mb: number): string | null {
@@ -208,7 +210,7 @@ describe("F9: the disk really full (SQLITE_FULL)", () => {
     });
     console.log(`F9 tmpfs: ingest resumed ${r.resumedAfterMs} ms after the ballast was removed`);
     await t.close({ keepData: true });
-  });
+  }, F9_TIMEOUT);
 
   it("at max_page_count on the writer's connection: not acked, up, reads served, /health and an alert; ingest resumes by itself once rows are deleted", async () => {
     t = await startTestHub({ hubOptions: { maxPageCount: 1024 } }); // 4 MiB of pages
@@ -233,7 +235,7 @@ describe("F9: the disk really full (SQLITE_FULL)", () => {
       lastError: /database or disk is full/,
     });
     console.log(`F9 max_page_count: ingest resumed ${r.resumedAfterMs} ms after rows were deleted`);
-  });
+  }, F9_TIMEOUT);
 });
 
 describe("F9: the disk reserve (HUB_DISK_RESERVE_MB)", () => {
@@ -254,7 +256,7 @@ describe("F9: the disk reserve (HUB_DISK_RESERVE_MB)", () => {
       lastError: null, // nothing failed: the reserve kept SQLite from ever running out
     });
     expect((await health()).components.database.last_error).toBeNull();
-  });
+  }, F9_TIMEOUT);
 
   it("a reserve larger than the free disk refuses readings from the start (not acked), with /health, an alert, and reads still served", async () => {
     t = await startTestHub({ env: { HUB_DISK_RESERVE_MB: String(1024 * 1024 * 1024) } }); // 1 EiB
