@@ -18,7 +18,7 @@ import type { Clock } from "../../shared/clock.js";
 import type { Logger } from "../../shared/logger.js";
 import type { RollupLevel } from "../../shared/schemas/rollups.js";
 import type { SyncRow } from "../../shared/schemas/sync.js";
-import { fromRollupRow, type StoredRollupRow } from "./rollup-point.js";
+import { ENERGY_DECIMALS, fromRollupRow, type StoredRollupRow } from "./rollup-point.js";
 
 export interface OutboxRow {
   seq: number;
@@ -78,7 +78,8 @@ const DROP_SLICE = 5000;
 function rollupJsonSql(kind: string, table: string, level: RollupLevel): string {
   // A whole value prints as an integer, as JSON.stringify does ("780", not SQLite's "780.0"): same number, fewer bytes.
   const f = (c: string, scale?: number) => `'${c}', ${scale ? `iif(r.${c} % ${scale} = 0, r.${c} / ${scale}, r.${c} / ${scale}.0)` : `r.${c}`}`;
-  const real = (c: string) => `'${c}', iif(r.${c} = CAST(r.${c} AS INTEGER) AND abs(r.${c}) < 9e15, CAST(r.${c} AS INTEGER), r.${c})`;
+  // Energy to the µWh (ENERGY_DECIMALS), as fromRollupRow: a float sum's last digits are noise gzip cannot shrink.
+  const real = (c: string) => `'${c}', iif(round(r.${c}, ${ENERGY_DECIMALS}) = CAST(round(r.${c}, ${ENERGY_DECIMALS}) AS INTEGER) AND abs(r.${c}) < 9e15, CAST(round(r.${c}, ${ENERGY_DECIMALS}) AS INTEGER), round(r.${c}, ${ENERGY_DECIMALS}))`;
   return `(SELECT json_object('seq', o.seq, 'kind', 'rollup', 'point', json_object('device_id', d.device_id, 'level', '${level}', 'ts', r.bucket, ${[
     f("samples"),
     f("power_sum", 10),

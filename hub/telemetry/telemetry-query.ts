@@ -98,7 +98,9 @@ export class TelemetryQueries {
     const stored = from < until ? (this.q.d.all(device, from, Math.min(end, until)) as Bucket[]) : [];
     if (end <= until) return stored;
     const tailFrom = Math.max(from, until);
-    return [...stored, ...regroup(this.minutes(device, tailFrom, end), (t) => startOfLocalDay(t, tz))];
+    // Today so far: its stored hours, then minutes (a zone whose days start off the hour, Asia/Kolkata say, from minutes).
+    const finer = tailFrom % HOUR === 0 ? this.hours(device, tailFrom, end) : this.minutes(device, tailFrom, end);
+    return [...stored, ...regroup(finer, (t) => startOfLocalDay(t, tz))];
   }
 
   private rawPoints(device: number, startMs: number, endMs: number, want: Set<TelemetryField>): TelemetryPointOut[] {

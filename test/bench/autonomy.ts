@@ -405,7 +405,7 @@ export async function runAutonomyBench(opts: { quick?: boolean } = {}): Promise<
     ratioNote: "vs minute-aligned",
     goal: "p99 ≤ 1.5 s, none missed",
     pass: om.missed === 0 && om.delays.n > 0 && om.delays.p99 <= 1500,
-    notes: `${om.expected} one-shot "off" schedules at ${om.at} (${TZ}) on ${OFF_MINUTE_PLUGS} more plugs; the API accepts YYYY-MM-DDTHH:MM:SS. The hub enforces schedules on its minute tick (a timer at each minute boundary of the hub clock), at start, on clock jumps, on edits and when a plug comes back, so an instant between minute boundaries waits for the next tick.`,
+    notes: `${om.expected} one-shot "off" schedules at ${om.at} (${TZ}) on ${OFF_MINUTE_PLUGS} more plugs; the API accepts YYYY-MM-DDTHH:MM:SS. The hub's schedule timer wakes at each minute boundary of the hub clock and at each device's next edge, so an instant between minute boundaries is enforced when it comes, not at the next minute.`,
   });
 
   const durationSec = (performance.now() - started) / 1000;

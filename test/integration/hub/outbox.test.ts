@@ -121,7 +121,8 @@ describe("sync outbox (issue 6 §1)", () => {
       ["rollup_1d", base, idx("mix-2"), 3],
       ["rollup_1m", base + 2 * MIN, idx("mix-1"), 12],
     ] as const) {
-      t.hub.db.sqlite.prepare(`INSERT INTO ${table} ${cols} VALUES (?, ?, 6, 617, 6, ?, ?, 13801, 6, 2613, 6, 0.125, 45000)`).run(bucket, device, min, min === null ? null : min + 100);
+      // Energy as a float sum leaves it (2/3 Wh): sent to the µWh.
+      t.hub.db.sqlite.prepare(`INSERT INTO ${table} ${cols} VALUES (?, ?, 6, 617, 6, ?, ?, 13801, 6, 2613, 6, ?, 45000)`).run(bucket, device, min, min === null ? null : min + 100, 2 / 3);
     }
     // A rollup that retention purged before it was sent: it goes as nothing, and is acked with its batch.
     t.hub.db.sqlite.prepare("DELETE FROM rollup_1m WHERE bucket = ?").run(base + 2 * MIN);
@@ -139,7 +140,7 @@ describe("sync outbox (issue 6 §1)", () => {
     expect(oneByOne[2]!.wire).toEqual({
       seq: oneByOne[2]!.row.seq,
       kind: "rollup",
-      point: { device_id: "mix-1", level: "1m", ts: base, samples: 6, power_sum: 61.7, power_n: 6, power_min: 1, power_max: 11, voltage_sum: 1380.1, voltage_n: 6, current_sum: 2.613, current_n: 6, energy_wh: 0.125, on_ms: 45000 },
+      point: { device_id: "mix-1", level: "1m", ts: base, samples: 6, power_sum: 61.7, power_n: 6, power_min: 1, power_max: 11, voltage_sum: 1380.1, voltage_n: 6, current_sum: 2.613, current_n: 6, energy_wh: 0.666667, on_ms: 45000 },
     });
     const parsed = (rows: { row: unknown; json: string | null }[]) => rows.map(({ row, json }) => ({ row, wire: json === null ? null : (JSON.parse(json) as unknown) }));
     expect(parsed(outbox.headWire(0, 100))).toEqual(oneByOne);
