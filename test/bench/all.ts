@@ -4,6 +4,7 @@
 //
 //   npm run bench                       all of them (~35 minutes)
 //   npm run bench -- --only sync,cloud  a subset
+//   npm run bench -- --summary          only gathers summary.md again (after running one bench by itself)
 //   npm run bench -- --quick            shorter windows where a bench has a quick mode (figures for iterating,
 //                                       not for the README)
 import { spawn } from "node:child_process";
@@ -73,7 +74,7 @@ async function main() {
   }
   const outcomes: { bench: Bench; code: number; seconds: number }[] = [];
   for (const b of BENCHES) {
-    if (only.size && !only.has(b.name)) continue;
+    if (process.argv.includes("--summary") || (only.size && !only.has(b.name))) continue;
     console.log(`\n=== bench ${b.name} (${b.issue}): ${b.script}${quick && b.quick ? " --quick" : ""}`);
     const t0 = performance.now();
     const code = await run(b, quick);
