@@ -295,6 +295,7 @@ export class Uplink {
     } catch (err) {
       const reason = ac.signal.aborted ? String((ac.signal.reason as Error | undefined)?.message ?? "aborted") : (err as Error).message;
       this.hooks.onBatch?.("network_error", wire.length);
+      this.suspect = null;
       if (this.closed) return this.opts.intervalMs;
       this.log.warn({ err: reason, rows: wire.length }, "sync batch failed; backing off");
       return this.fail(`cloud unreachable: ${reason}`, "backoff");
@@ -331,7 +332,10 @@ export class Uplink {
     // Not acked: a batch prepared behind this one starts at the wrong row.
     this.prefetch = null;
     this.hooks.onBatch?.(`http_${res.status}`, wire.length);
-    return this.notNow(res) ?? this.refused(res.status, text, batch, cred);
+    const wait = this.notNow(res);
+    if (wait === null) return this.refused(res.status, text, batch, cred);
+    this.suspect = null; // evidence against a row holds only for the send right after the probe
+    return wait;
   }
 
   /** How long to wait after an answer that says "not now" (429, 401/403, 408, 5xx), or null for any other answer. */
