@@ -31,6 +31,8 @@ export interface HubEvents {
   deviceRemoved: [{ deviceId: string }];
   alertChanged: [{ alert: Alert }];
   deviceAdded: [{ deviceId: string; family: PlugFamily }];
+  /** The cloud's access list for this hub changed (or was revoked): cloud users' sessions are checked again. */
+  cloudAccessChanged: [];
 }
 
 /** The typed live bus: sibling features talk only through it (STYLE.md §2). */

@@ -16,6 +16,8 @@ const MAX_BUFFERED = 1024 * 1024;
 
 interface Session {
   ws: WebSocket;
+  /** Kept for cloud users only: their access is checked again when the cloud's access list changes. */
+  grant: string | null;
   claims: AccessClaims;
   all: boolean;
   devices: Set<string>;
@@ -46,13 +48,13 @@ export function attachLiveSocket(
     const token = header?.startsWith("Bearer ") ? header.slice(7) : url.searchParams.get("access_token");
     if (!token) return refuse(socket, 401, "Unauthorized", 'WWW-Authenticate: Bearer realm="smartplug"\r\n');
     d.accounts.authenticate(token).then(
-      (claims) => wss.handleUpgrade(req, socket, head, (ws) => open(ws, claims)),
+      (claims) => wss.handleUpgrade(req, socket, head, (ws) => open(ws, claims, claims.userId.startsWith("cloud:") ? token : null)),
       () => refuse(socket, 401, "Unauthorized", 'WWW-Authenticate: Bearer realm="smartplug", error="invalid_token"\r\n'),
     );
   });
 
-  function open(ws: WebSocket, claims: AccessClaims) {
-    const s: Session = { ws, claims, all: false, devices: new Set(), alive: true };
+  function open(ws: WebSocket, claims: AccessClaims, grant: string | null) {
+    const s: Session = { ws, grant, claims, all: false, devices: new Set(), alive: true };
     sessions.add(s);
     d.metrics.wsClients.set(sessions.size);
     ws.on("pong", () => (s.alive = true));
@@ -131,11 +133,26 @@ export function attachLiveSocket(
   d.bus.on("alertChanged", ({ alert }) => {
     const frame = { type: "alert", ...alert };
     if (alert.device_id) fanout(alert.device_id, frame);
-    else for (const s of sessions) send(s, JSON.stringify(frame)); // hub-wide alerts (storage) go to everyone
+    // Hub-wide alerts (storage) go to everyone who sees the whole hub, as GET /alerts lists them.
+    else for (const s of sessions) if (!s.claims.deviceIds) send(s, JSON.stringify(frame));
   });
   d.bus.on("deviceRemoved", ({ deviceId }) => {
     fanout(deviceId, { type: "removed", device_id: deviceId });
     for (const s of sessions) s.devices.delete(deviceId);
+  });
+  // A cloud user's share changed or was revoked in the cloud: the session goes on with what the user may see now
+  // (devices no longer shared are unsubscribed), or is closed when the user has no access left.
+  d.bus.on("cloudAccessChanged", () => {
+    for (const s of sessions) {
+      if (!s.grant) continue;
+      d.accounts.authenticate(s.grant).then(
+        (claims) => {
+          s.claims = claims;
+          if (claims.deviceIds) for (const id of s.devices) if (!claims.deviceIds.includes(id)) s.devices.delete(id);
+        },
+        () => s.ws.close(4003, "access revoked"),
+      );
+    }
   });
   d.accounts.onFamilyRevoked((familyId) => {
     for (const s of sessions) if (s.claims.familyId === familyId) s.ws.close(4001, "sign-in revoked");

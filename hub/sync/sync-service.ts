@@ -503,12 +503,14 @@ export class SyncService {
   private async revokeCloudAccess(reason: string) {
     if (!this.access || this.access.users.length === 0) return;
     this.access = { ...this.access, users: [] };
+    this.bus.emit("cloudAccessChanged");
     this.log.warn({ reason }, "cloud users' local access revoked: the cloud refuses this hub");
     await this.committer.write(metaOp("cloud_access", JSON.stringify(this.access)), { now: true }).catch((err: Error) => this.log.error({ err: err.message }, "revoked cloud access not saved"));
   }
 
   private async applyAccess(f: LinkAccess) {
     this.access = { users: f.users, publicKeyPem: f.public_key_pem, issuer: f.issuer, issuedAt: f.issued_at };
+    this.bus.emit("cloudAccessChanged");
     await this.committer.write(metaOp("cloud_access", JSON.stringify(this.access)), { now: true });
     this.log.info({ users: f.users.length }, "cloud access list updated");
   }

@@ -15,6 +15,7 @@ import { SERVICE_START_MS, startTestCloud, type ApiResponse, type TestCloud, typ
 import { startTestHub, type TestHub } from "../helpers/hub.js";
 import { connectNativePlug, eventually, type MqttClient } from "../helpers/mqtt.js";
 import { CloudFaultProxy } from "../helpers/cloud-fault-proxy.js";
+import { openLive } from "../helpers/link-client.js";
 import { KEY_FILE } from "../../cloud/auth/token-service.js";
 import { auditLogs } from "../../cloud/db/schema.js";
 
@@ -228,6 +229,21 @@ describe("local access for cloud users (issue 6 §7)", () => {
     expect(await viewOnly.json()).toEqual(problem(403, "your share of this device is view-only", "/devices/plug-2/command"));
     expect(plugs.get("plug-2")!.relay()).toBe(true);
     expect(await (await local(erin, "/users/me")).json()).toEqual({ id: `cloud:${erin.id}`, email: erin.email, name: null, role: "member", source: "cloud", device_ids: ["plug-1", "plug-2"] });
+    // /ws as GET /alerts: a hub-wide alert reaches carol (she sees the whole hub), not dave (plug-1 only), who gets
+    // plug-1's. Frames of one socket arrive in order: once dave has plug-1's alert, the hub-wide one was never sent.
+    const daveLive = await openLive(hub.url, grants.get(dave.id)!, "*");
+    const carolLive = await openLive(hub.url, grants.get(carol.id)!, "*");
+    hub.hub.alerts.raise({ deviceId: null, kind: "anomaly", message: "hub-wide test alert" });
+    hub.hub.alerts.raise({ deviceId: "plug-1", kind: "anomaly", message: "plug-1 test alert" });
+    expect(await carolLive.next((f) => f.type === "alert" && f.device_id === null)).toMatchObject({ message: "hub-wide test alert" });
+    await daveLive.next((f) => f.type === "alert" && f.device_id === "plug-1");
+    expect(daveLive.frames.filter((f) => f.type === "alert").map((f) => f.message)).toEqual(["plug-1 test alert"]);
+    expect(((await (await local(dave, "/alerts?active=true")).json()) as { device_id: string | null }[]).map((a) => a.device_id)).toEqual(["plug-1"]);
+    hub.hub.alerts.resolve(null, "anomaly");
+    hub.hub.alerts.resolve("plug-1", "anomaly");
+    daveLive.ws.close();
+    carolLive.ws.close();
+
     // The same per-device rule for schedules: erin edits plug-1's, only reads plug-2's.
     const rule = { type: "weekly", days: [1], at: "07:00", action: "on" };
     expect((await local(erin, "/devices/plug-1/schedules", rule)).status).toBe(201);
@@ -322,13 +338,22 @@ describe("local access for cloud users (issue 6 §7)", () => {
 
   it("a share revoked while the link is up reaches the hub within 60 s (pushed on change)", async () => {
     expect((await local(erin, "/devices/plug-1/command", { command: "relay_on" })).status).toBe(200);
+    const live = await openLive(hub.url, grants.get(erin.id)!, "*");
+    const closed = new Promise<number>((r) => live.ws.once("close", (code) => r(code)));
     const t0 = Date.now();
     expect((await cloud.api(`/devices/plug-1/shares/${erin.id}`, { method: "DELETE", token: alice.token })).status).toBe(204);
     // One of erin's two entries is gone: she still sees plug-2, read-only, and no longer plug-1.
     await eventually(() => local(erin, "/devices/plug-1"), (r) => r.status === 404, "erin loses plug-1", 60_000);
     expect(await (await local(erin, "/users/me")).json()).toMatchObject({ role: "viewer", device_ids: ["plug-2"] });
+    // Her open /ws session follows: plug-2's frames still come, plug-1's no longer do (switched before plug-2's).
+    const mark = live.frames.length;
+    expect((await local(alice, "/devices/plug-1/command", { command: "relay_toggle" })).status).toBe(200);
+    expect((await local(alice, "/devices/plug-2/command", { command: "relay_toggle" })).status).toBe(200);
+    await live.next((f) => f.type === "command_result" && f.device_id === "plug-2");
+    expect(live.frames.slice(mark).filter((f) => f.device_id === "plug-1")).toEqual([]);
     expect((await cloud.api(`/devices/plug-2/shares/${erin.id}`, { method: "DELETE", token: alice.token })).status).toBe(204);
     await eventually(() => local(erin, "/devices"), (r) => r.status === 401, "erin refused", 60_000);
+    expect(await closed, "her /ws session is closed once she has no access left").toBe(4003);
     expect(Date.now() - t0).toBeLessThan(60_000);
   });
 
