@@ -108,6 +108,8 @@ interface Batch {
  * or again and again against a hanging cloud) keeps the hub's event-loop delay p99 well under 50 ms (F4).
  */
 const HEAD_CHUNK = 200;
+/** How long a 413's lower batch size holds before the uplink tries full batches again. */
+const ROW_CAP_RETRY_MS = 3_600_000;
 const PREPARE_SLICE = 50;
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -118,8 +120,12 @@ export class Uplink {
   private kicked = false;
   /** Rows per batch right now: halved on a refused batch (bisecting) or a 413, restored by successes up to `rowCap`. */
   private limit: number;
-  /** Most rows per batch: HUB_SYNC_BATCH_ROWS, lowered when the cloud (or a proxy) answers 413 Payload Too Large. */
+  /**
+   * Most rows per batch: HUB_SYNC_BATCH_ROWS, lowered when the cloud (or a proxy) answers 413 Payload Too Large, and
+   * raised back ROW_CAP_RETRY_MS after the last 413 (a proxy restarting with a small default limit is not forever).
+   */
   private rowCap: number;
+  private rowCapAt = 0;
   readonly status: UplinkStatus = {
     state: "idle",
     last_success_at: null,
@@ -325,6 +331,10 @@ export class Uplink {
       this.status.batches_sent++;
       this.status.rows_sent += wire.length;
       this.status.acked_seq = Math.max(this.status.acked_seq, upTo);
+      if (this.rowCap < this.opts.maxRows && this.clock.now() - this.rowCapAt >= ROW_CAP_RETRY_MS) {
+        this.rowCap = this.opts.maxRows;
+        this.log.info({ rows: this.rowCap }, "an hour without 413: growing batches back to their full size");
+      }
       this.limit = Math.min(this.rowCap, this.limit * 2);
       // Catch-up: more rows waiting → straight on.
       return this.outbox.head(upTo, 1).length > 0 ? 0 : this.opts.intervalMs;
@@ -468,6 +478,7 @@ export class Uplink {
     }
     if (status === 413 && used.length > 1) {
       this.rowCap = Math.max(1, Math.ceil(used.length / 2));
+      this.rowCapAt = this.clock.now();
       this.limit = Math.min(this.limit, this.rowCap);
       this.log.warn({ rows: wire.length, gzipBytes: batch.body.length, nextRows: this.rowCap }, "cloud refused the batch as too large (413); sending smaller batches");
       this.status.state = "idle";

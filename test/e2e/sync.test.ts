@@ -43,14 +43,14 @@ describe("hub ↔ cloud sync, end to end", () => {
   });
 
   /** A hub with `minutes` of history on two plugs, pointed at the cloud through the fault proxy. */
-  async function setup(minutes: number, env: Record<string, string> = {}) {
+  async function setup(minutes: number, env: Record<string, string> = {}, hubOptions?: NonNullable<Parameters<typeof startTestHub>[0]>["hubOptions"]) {
     cloud = await startTestCloud({ influxUrl: influx.url });
     const c = cloud;
     proxy = await CloudFaultProxy.start(() => c.cloud.httpPort);
     const dataDir = mkdtempSync(join(tmpdir(), "hub-e2e-"));
     const from = Math.floor(Date.now() / MIN) * MIN - (minutes + 3) * MIN;
     seedHistory(dataDir, ["fridge-1", "kettle-1"], from, minutes);
-    hub = await startTestHub({ dataDir, env: { HUB_CLOUD_URL: proxy.url, ...FAST_SYNC, ...env } });
+    hub = await startTestHub({ dataDir, env: { HUB_CLOUD_URL: proxy.url, ...FAST_SYNC, ...env }, hubOptions });
     const owner = await cloud.user("alice");
     return { owner, from };
   }
@@ -290,19 +290,30 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(fridge.relay_state).toBe(bulk.lastRelay);
   });
 
-  it("F7 behind a proxy: a 413 halves the batch; a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through and it is refused again; a refusal that stops in between dead-letters nothing", async () => {
-    const { owner, from } = await setup(10);
+  it("F7 behind a proxy: a 413 halves the batch (full batches again an hour later); a blanket 400 that names no row dead-letters nothing; a WAF that 400s one row is bisected down to that row, which alone is dead-lettered once a known-good row goes through and it is refused again; a refusal that stops in between dead-letters nothing", async () => {
+    let shift = 0; // the hub's clock, moved an hour on at the end
+    const { owner, from } = await setup(10, {}, { clock: { now: () => Date.now() + shift } });
     const { hubId } = await claim(hub!, cloud!, owner);
     await drained(hub!);
     const p = proxy!;
 
     // 413 from a proxy with a small body limit: the batch is halved (twice here), nothing is dead-lettered.
     await hub!.pair("bulk-1");
-    p.fault = { kind: "status", status: 413, times: 2 };
     const mark = p.syncRequests.length;
+    let firstBatchRows = 0;
+    let refused413 = 0;
+    p.fault = {
+      kind: "hook",
+      onSync: async (body) => {
+        if (refused413 >= 2) return "forward";
+        const rows = (JSON.parse(gunzipSync(body).toString()) as { rows: unknown[] }).rows.length;
+        if (refused413++ === 0) firstBatchRows = rows;
+        return { status: 413 };
+      },
+    };
     queueBulk(hub!, "bulk-1", { rollups: 800, relayEvery: 50, fromMs: from - 3 * 86_400_000 });
     await eventually(async () => hub!.hub.sync.status().outbox.depth, (d) => d === 0, "drained after two 413s", 15_000);
-    expect(p.syncRequests.slice(mark, mark + 3).map((r) => r.outcome)).toEqual(["status 413", "status 413", "forwarded"]);
+    expect(p.syncRequests.slice(mark, mark + 3).map((r) => r.outcome)).toEqual(["status 413", "status 413", "forward"]);
     expect(hub!.hub.sync.status().outbox.dead_lettered).toBe(0);
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="http_413"} 2');
 
@@ -347,6 +358,22 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 2');
     const kettle = await (await cloud!.api("/devices/kettle-1", { token: owner.token })).json();
     expect(kettle.name).toBe("<script>again</script>");
+
+    // Batches stay at most half the refused size while the 413 is recent, and grow back to full size an hour later.
+    const capped = Math.ceil(Math.ceil(firstBatchRows / 2) / 2);
+    expect(capped).toBeGreaterThan(100);
+    const sizes: number[] = [];
+    p.fault = { kind: "hook", onSync: async (body) => (sizes.push((JSON.parse(gunzipSync(body).toString()) as { rows: unknown[] }).rows.length), "forward") };
+    await hub!.pair("bulk-5");
+    queueBulk(hub!, "bulk-5", { rollups: 1000, relayEvery: 1000, fromMs: from - 86_400_000 / 4 });
+    await eventually(async () => hub!.hub.sync.status().outbox.depth, (d) => d === 0, "drained at the lowered size", 20_000);
+    expect(Math.max(...sizes), "while the 413 is recent").toBeLessThanOrEqual(capped);
+    shift = 3_600_000 + 1000;
+    sizes.length = 0;
+    await hub!.pair("bulk-6");
+    queueBulk(hub!, "bulk-6", { rollups: 3000, relayEvery: 1000, fromMs: from - 86_400_000 / 8 });
+    await eventually(async () => hub!.hub.sync.status().outbox.depth, (d) => d === 0, "drained after an hour", 20_000);
+    expect(Math.max(...sizes), "an hour after the last 413").toBeGreaterThan(capped);
     const diff = sameRollups(hubRollups(hub!.hub.db.sqlite, "1m"), await cloudRollups(influx.url, cloud!.influxPrefix, hubId, "1m"));
     expect(diff).toEqual({ missing: [], extra: [], different: [] });
   });
