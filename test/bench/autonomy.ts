@@ -229,7 +229,7 @@ interface DiskResult {
   baseline: { readings: number; elapsedMs: number; writeBytes: number; wchar: number; perReading: number; rowsPerSec: number };
 }
 
-async function diskPhase(plan: Plan, log: (s: string) => void): Promise<DiskResult> {
+export async function diskPhase(plan: Plan, log: (s: string) => void): Promise<DiskResult> {
   const dataDir = tempDir("bench-autonomy-disk-");
   const pre = openForPreload(dataDir);
   const ids = Array.from({ length: plan.diskPlugs }, (_, i) => `disk-${String(i).padStart(4, "0")}`);
@@ -244,7 +244,8 @@ async function diskPhase(plan: Plan, log: (s: string) => void): Promise<DiskResu
   setWatermarks(pre.sqlite, { m: Math.floor(now / MINUTE) * MINUTE, h: Math.floor(now / HOUR) * HOUR, d: startOfLocalDay(now, TZ) });
   pre.close();
 
-  const hub = await startDistHub({ dataDir, env: { ...DISK_ENV, HUB_TIMEZONE: TZ } });
+  // BENCH_EXTRA_ENV (JSON): more hub environment, for test/bench/autonomy-disk.ts; unset in `npm run bench`.
+  const hub = await startDistHub({ dataDir, env: { ...DISK_ENV, HUB_TIMEZONE: TZ, ...(JSON.parse(process.env.BENCH_EXTRA_ENV ?? "{}") as Record<string, string>) } });
   const hubStarted = Date.now();
   let r: DiskResult | null = null;
   try {
