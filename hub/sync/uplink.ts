@@ -465,7 +465,7 @@ export class Uplink {
         this.status.state = "idle";
         return 0;
       }
-      const probe = await this.probe(cred, seq);
+      const probe = await this.probe(cred, seq, batch.used.find((r) => r.seq === seq)?.ref ?? null);
       if (probe === "accepted") {
         this.suspect = seq;
         this.log.warn({ status, seq }, "cloud refused a one-row batch but took a known-good row; sending the row once more before dead-lettering it");
@@ -501,8 +501,8 @@ export class Uplink {
    * refused row, so it can neither skip nor reorder a waiting row (the cloud skips sequences it has passed, and
    * applies a device record by version). If the endpoint takes it, the refused row is what is wrong.
    */
-  private async probe(cred: UplinkCredential, beforeSeq: number): Promise<"accepted" | "refused" | "unavailable"> {
-    const row = beforeSeq > 1 ? this.outbox.probeRow(beforeSeq - 1) : null;
+  private async probe(cred: UplinkCredential, beforeSeq: number, avoid: string | null): Promise<"accepted" | "refused" | "unavailable"> {
+    const row = beforeSeq > 1 ? this.outbox.probeRow(beforeSeq - 1, avoid) : null;
     if (!row) return "unavailable";
     try {
       const res = await fetch(`${cred.url}/hub/sync`, {

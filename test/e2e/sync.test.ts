@@ -327,15 +327,16 @@ describe("hub ↔ cloud sync, end to end", () => {
     expect(hub!.hub.sync.status().outbox).toMatchObject({ depth: queued, dead_lettered: 0 });
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_refused"}');
 
-    // A WAF that blocks any batch carrying "<script>" (a device renamed so on the hub), with an HTML 400.
+    // A WAF that blocks any batch carrying "<script>" (a device renamed so on the hub), with an HTML 400. The hub's
+    // first device, whose record would otherwise be the probe: the probe is another device's record.
     const token = await hub!.owner();
-    expect((await hub!.api("/devices/kettle-1", { method: "PATCH", token, body: { name: "<script>alert(1)</script>" } })).status).toBe(200);
+    expect((await hub!.api("/devices/fridge-1", { method: "PATCH", token, body: { name: "<script>alert(1)</script>" } })).status).toBe(200);
     await hub!.pair("bulk-3");
     queueBulk(hub!, "bulk-3", { rollups: 300, relayEvery: 50, fromMs: from - 86_400_000 });
-    const renameSeq = (hub!.hub.db.sqlite.prepare("SELECT seq FROM sync_outbox WHERE kind = 'device' AND ref = 'kettle-1'").get() as { seq: number }).seq;
+    const renameSeq = (hub!.hub.db.sqlite.prepare("SELECT seq FROM sync_outbox WHERE kind = 'device' AND ref = 'fridge-1'").get() as { seq: number }).seq;
     p.fault = { kind: "hook", onSync: async (body) => (gunzipSync(body).toString().includes("<script>") ? { status: 400 } : "forward") };
     await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained around the blocked row", 20_000);
-    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "kettle-1", reason: "HTTP 400" }]);
+    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "fridge-1", reason: "HTTP 400" }]);
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 1');
 
     // A refusal that ends between the lone row and the probe (a proxy that stops blocking) dead-letters nothing: the
@@ -348,13 +349,13 @@ describe("hub ↔ cloud sync, end to end", () => {
       kind: "hook",
       onSync: async (body) => {
         const rows = (JSON.parse(gunzipSync(body).toString()) as { rows: unknown[] }).rows;
-        if (!JSON.stringify(rows).includes("<script>")) return "forward";
+        if (!JSON.stringify(rows).includes("<script>again")) return "forward";
         return rows.length > 1 || alone++ === 0 ? { status: 400 } : "forward";
       },
     };
     await eventually(async () => hub!.hub.sync.status().outbox, (o) => o.depth === 0, "drained after a refusal that stopped", 20_000);
     expect(alone, "the lone row was sent twice: refused, then accepted").toBe(2);
-    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "kettle-1", reason: "HTTP 400" }]);
+    expect(deadLetters(hub!)).toEqual([{ seq: renameSeq, kind: "device", ref: "fridge-1", reason: "HTTP 400" }]);
     expect(await (await hub!.api("/metrics")).text()).toContain('hub_sync_batches_total{outcome="probe_accepted"} 2');
     const kettle = await (await cloud!.api("/devices/kettle-1", { token: owner.token })).json();
     expect(kettle.name).toBe("<script>again</script>");
