@@ -70,8 +70,12 @@ it("F9: over the storage budget nothing unpersisted is acked, reads are served, 
 
 /** A plug that publishes a QoS 1 reading every 50 ms (unique timestamps) and records which were acknowledged. */
 async function steadyPlug(id: string, code: string) {
-  const p = await connectNativePlug(t.mqttUrl, id, code, { reconnectPeriod: 200 });
+  // Keepalive 5 s, as a real plug's link would notice a stalled connection (mqtt.js's default, 60 s, is the
+  // test's whole bound for resuming).
+  const p = await connectNativePlug(t.mqttUrl, id, code, { reconnectPeriod: 200, keepalive: 5 });
   p.on("error", () => {});
+  const events: string[] = [];
+  for (const ev of ["connect", "close", "offline", "reconnect"] as const) p.on(ev, () => events.push(`${Date.now()} ${ev}`));
   plugs.push(p);
   const acked: { ts: number; at: number }[] = [];
   let sent = 0;
@@ -89,7 +93,9 @@ async function steadyPlug(id: string, code: string) {
       return sent;
     },
     ackedSince: (at: number) => acked.filter((a) => a.at >= at).length,
+    events,
     stop: () => clearInterval(timer),
+    client: p,
   };
 }
 
@@ -130,7 +136,15 @@ async function provesF9(id: string, code: string, o: { fill: () => void; free: (
 
   o.free();
   const freed = Date.now();
-  await eventually(() => plug.ackedSince(freed), (n) => n >= 5, "ingest resumed by itself", 60_000);
+  try {
+    await eventually(() => plug.ackedSince(freed), (n) => n >= 5, "ingest resumed by itself", 60_000);
+  } catch (err) {
+    // What the hub and the plug were doing, for a failure seen only under a loaded CI run.
+    console.log(`F9 did not resume: freed at ${freed}; /health ${JSON.stringify(await health())}`);
+    console.log(`F9 metrics:\n${(await (await t.api("/metrics", { token: null })).text()).split("\n").filter((l) => /^hub_(messages_dropped|readings|mqtt|commit|storage)/.test(l)).join("\n")}`);
+    console.log(`F9 plug: connected ${String(plug.client.connected)}, sent ${plug.sent}, acked ${plug.acked.length}, last events ${plug.events.slice(-12).join(", ")}`);
+    throw err;
+  }
   await eventually(async () => (await health()).status, (s) => s === "healthy", "/health healthy again", 15_000);
   expect(await activeKinds()).toEqual([]);
   plug.stop();
