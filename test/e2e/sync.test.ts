@@ -261,14 +261,14 @@ describe("hub ↔ cloud sync, end to end", () => {
     const bulk = queueBulk(hub!, "bulk-1", { rollups: 2700, relayEvery: 9, poison: true, fromMs: from - 3 * 86_400_000 });
     const queued = hub!.hub.sync.status().outbox.depth;
     expect(queued).toBeGreaterThanOrEqual(3000);
-    await eventually(async () => p.syncRequests.slice(mark).length, (n) => n >= 3, "three 404s", 15_000);
-    const st = hub!.hub.sync.status();
+    // Read between two attempts (the proxy logs a request before the hub has its answer; a retry shows "sending").
+    const st = await eventually(async () => hub!.hub.sync.status(), (s) => p.syncRequests.length - mark >= 3 && s.uplink.state === "endpoint_refused", "three 404s, paused between attempts", 15_000);
     expect(st.uplink).toMatchObject({ state: "endpoint_refused", acked_seq: expect.any(Number) });
     expect(st.uplink.last_error).toMatch(/refused the sync request \(HTTP 404\); nothing dead-lettered/);
     expect(st.outbox).toMatchObject({ depth: queued, dead_lettered: 0 });
     expect(deadLetters(hub!)).toEqual([]);
     expect(p.syncRequests.slice(mark).every((r) => r.outcome === "status 404")).toBe(true);
-    const health = await (await hub!.api("/health")).json();
+    const health = await eventually(async () => (await hub!.api("/health")).json(), (h) => h.components.sync.uplink !== "sending", "/health between two attempts", 15_000);
     expect(health.components.sync).toMatchObject({ status: "degraded", uplink: "endpoint_refused", dead_lettered: 0, queue_depth: queued });
     // It backs off (full jitter, capped at 2 s here) instead of hammering: far fewer requests than 0-delay retries.
     const metrics = await (await hub!.api("/metrics")).text();

@@ -153,6 +153,10 @@ async function provesF9(id: string, code: string, o: { fill: () => void; free: (
   const stored = await storedTs(id);
   const lost = plug.acked.filter((a) => !stored.has(a.ts));
   expect(lost).toEqual([]);
+  // The plug's link after the free (reconnecting after its last refused reading is normal): shown so that a link
+  // that stalled and was recovered by its keepalive is visible in the output.
+  const after = plug.events.filter((e) => Number(e.split(" ")[0]) >= freed);
+  console.log(`F9 ${id}: plug link events after space was freed: ${after.length ? after.join(", ") : "none"}`);
   return { resumedAfterMs: Date.now() - freed };
 }
 /** Above the sum of provesF9's own bounds (15 + 2.3 + 60 + 15 s), so that a slow step fails with its own message. */
