@@ -72,6 +72,11 @@ export class TcpProxy {
     this.holed = true;
   }
 
+  /** Every open connection is reset (RST both ways), as when a router reboots: each side sees ECONNRESET. */
+  reset(): void {
+    for (const s of this.sockets) s.resetAndDestroy();
+  }
+
   get connections(): number {
     return this.sockets.size;
   }
