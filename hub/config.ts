@@ -89,7 +89,7 @@ export interface HubConfig {
     hubName: string;
     outbox: { maxBytes: number; maxAgeMs: number };
     uplink: { intervalMs: number; maxRows: number; maxBytes: number; requestTimeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
-    link: { pingMs: number; stateThrottleMs: number };
+    link: { pingMs: number; stateThrottleMs: number; backoffBaseMs: number; backoffMaxMs: number };
   };
   limits: {
     maxPacketBytes: number;
@@ -149,7 +149,8 @@ export function loadHubConfig(env: Record<string, string | undefined>): Readonly
         backoffBaseMs: e.HUB_SYNC_BACKOFF_BASE_MS,
         backoffMaxMs: e.HUB_SYNC_BACKOFF_MAX_S * 1000,
       },
-      link: { pingMs: 15_000, stateThrottleMs: e.HUB_LINK_STATE_MS },
+      // The link reconnects with the uplink's backoff, capped at a minute: commands wait on it.
+      link: { pingMs: 15_000, stateThrottleMs: e.HUB_LINK_STATE_MS, backoffBaseMs: e.HUB_SYNC_BACKOFF_BASE_MS, backoffMaxMs: Math.min(60_000, e.HUB_SYNC_BACKOFF_MAX_S * 1000) },
     },
     limits: {
       maxPacketBytes: 16 * 1024, // RELIABILITY A6/A7

@@ -30,7 +30,7 @@ export interface SyncConfig {
   timeZone: string;
   outbox: { maxBytes: number; maxAgeMs: number };
   uplink: { intervalMs: number; maxRows: number; maxBytes: number; requestTimeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
-  link: { pingMs: number; stateThrottleMs: number };
+  link: { pingMs: number; stateThrottleMs: number; backoffBaseMs: number; backoffMaxMs: number };
 }
 
 export interface SyncStatus {
@@ -113,7 +113,7 @@ export class SyncService {
       },
       clock,
       log.child({ part: "link" }),
-      { pingMs: cfg.link.pingMs, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
+      { pingMs: cfg.link.pingMs, backoffBaseMs: cfg.link.backoffBaseMs, backoffMaxMs: cfg.link.backoffMaxMs },
     );
     // /metrics reads the outbox and link at scrape time (issue 6 §8), with or without a /health call before.
     metrics.setSyncSource(() => {

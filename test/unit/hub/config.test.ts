@@ -28,6 +28,11 @@ describe("hub configuration", () => {
     expect(() => loadHubConfig({ HUB_SYNC_TIMEOUT_MS: "30001" })).toThrow(ConfigError);
   });
 
+  it("the cloud link reconnects with the uplink's backoff, capped at a minute", () => {
+    expect(loadHubConfig({}).sync.link).toMatchObject({ backoffBaseMs: 1000, backoffMaxMs: 60_000 });
+    expect(loadHubConfig({ HUB_SYNC_BACKOFF_BASE_MS: "100", HUB_SYNC_BACKOFF_MAX_S: "1" }).sync.link).toMatchObject({ backoffBaseMs: 100, backoffMaxMs: 1000 });
+  });
+
   it("refuses a refresh token lifetime shorter than the 7 days a phone must stay signed in offline", () => {
     expect(() => loadHubConfig({ HUB_REFRESH_TOKEN_TTL_S: "3600" })).toThrow(ConfigError);
   });
