@@ -152,7 +152,7 @@ export class Outbox {
         Object.entries(ROLLUP_TABLE).map(([kind, { table }]) => [kind, s.prepare(`SELECT * FROM ${table} WHERE bucket = ? AND device = ?`)]),
       ) as Record<string, Database.Statement<[number, number]>>,
       deviceByIdx: s.prepare("SELECT device_id FROM devices WHERE idx = ?"),
-      firstDevice: s.prepare("SELECT device_id FROM devices ORDER BY device_id = ?, idx LIMIT 1"),
+      probeDevice: s.prepare("SELECT device_id FROM devices ORDER BY device_id = ?, idx LIMIT 1"), // the given one last
       device: s.prepare("SELECT device_id, name, family, channel, name_version, created_at FROM devices WHERE device_id = ?"),
       schedule: s.prepare("SELECT * FROM schedules WHERE id = ?"),
       tombstone: s.prepare("SELECT device_id, version FROM sync_tombstones WHERE kind = ? AND ref = ?"),
@@ -337,7 +337,7 @@ export class Outbox {
    * That device itself only when it is the hub's only one; null when the hub has no device.
    */
   probeRow(seq: number, avoid: string | null): SyncRow | null {
-    const d = this.q.firstDevice.get(avoid ?? "") as { device_id: string } | undefined;
+    const d = this.q.probeDevice.get(avoid ?? "") as { device_id: string } | undefined;
     if (!d) return null;
     return this.materialize({ seq, kind: "device", ref: d.device_id, ts: 0, payload: null, bytes: 0 });
   }

@@ -173,7 +173,7 @@ describe("hub ↔ cloud link, end to end", () => {
     try {
       await eventually(async () => hub!.hub.sync.link.connected, (c) => c, "link back", 15_000);
     } catch (err) {
-      // Seen once in a loaded .ci/run: what the hub's link was doing, to tell a slow cloud from a stalled link.
+      // What the hub's link was doing, to tell a slow cloud from a link that is not retrying.
       console.log(`link not back: hub link ${JSON.stringify(hub!.hub.sync.link.status)}; cloud /health ${JSON.stringify(await (await cloud!.api("/health", { token: null })).json())}`);
       throw err;
     }

@@ -7,32 +7,21 @@ export type { MqttClient };
 export function connectClient(url: string, o: IClientOptions): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const c = mqtt.connect(url, { protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000, keepalive: 30, ...o });
-    // Only until the first CONNACK: left attached, a later socket error (ECONNRESET when the hub drops the
-    // link) would end the client for good, and a plug with a reconnectPeriod would silently stop reconnecting.
     const onError = (err: Error) => {
-      settle();
       c.end(true);
       reject(err);
     };
-    const onClose = () => {
-      settle();
-      reject(new Error("closed before CONNACK"));
-    };
-    const settle = () => {
-      c.off("connect", onConnect);
-      c.off("error", onError);
-      c.off("close", onClose);
-    };
-    const onConnect = () => {
-      settle();
-      // Socket errors after the CONNACK end in 'close' (and a reconnect, where the test asked for one); a test
-      // that cares about them listens itself. Without a listener, Node would throw them.
-      c.on("error", () => {});
-      resolve(c);
-    };
-    c.once("connect", onConnect);
+    const onClose = () => reject(new Error("closed before CONNACK"));
     c.once("error", onError);
     c.once("close", onClose);
+    c.once("connect", () => {
+      // Only until the first CONNACK: left attached, a later socket error (ECONNRESET when the hub drops the link)
+      // would end the client for good, and a plug with a reconnectPeriod would silently stop reconnecting. Later
+      // errors end in 'close' (and a reconnect where asked for); a test that cares listens itself.
+      c.off("error", onError).off("close", onClose);
+      c.on("error", () => {}); // without a listener, Node would throw them
+      resolve(c);
+    });
   });
 }
 
